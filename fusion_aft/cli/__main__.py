@@ -1,0 +1,5 @@
+import sys
+
+from fusion_aft.cli import main
+
+sys.exit(main())

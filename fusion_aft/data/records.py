@@ -1,0 +1,118 @@
+"""Records, splits and datasets: the unit every other part of fusion-aft is keyed by.
+
+A :class:`Record` is one example: a stable string id, its input fields (``image`` as a PIL image,
+``text`` as a string, or both) and an integer label (``-1`` for unlabelled rows). A
+:class:`Split` is an ordered, indexable collection of records whose ids are unique; banks are
+keyed by those ids, never by position alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One example. ``fields`` maps a field name (``"image"``, ``"text"``) to its value."""
+
+    id: str
+    fields: dict[str, Any]
+    label: int = UNLABELLED
+
+    @property
+    def image(self) -> Any:
+        return self.fields["image"]
+
+    @property
+    def text(self) -> str:
+        return self.fields["text"]
+
+
+class Split(Sequence[Record]):
+    """An ordered collection of records, loaded lazily by index.
+
+    Args:
+        name: split name (``train``, ``test``, ``holdout``, ``unlabelled`` ...).
+        ids: the sample ids, in order; must be unique.
+        labels: integer labels aligned with ``ids`` (``-1`` = unlabelled).
+        load_fields: ``index -> fields dict``; called lazily so large image sets stay on disk.
+        content_digest: ``index -> bytes`` digest of one record's content, used by the dataset
+            fingerprint; defaults to hashing the fields.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        ids: Sequence[str],
+        labels: Sequence[int],
+        load_fields: Callable[[int], dict[str, Any]],
+        content_digest: Callable[[int], bytes] | None = None,
+    ) -> None:
+        if len(ids) != len(labels):
+            raise ValueError(f"split '{name}': {len(ids)} ids but {len(labels)} labels")
+        self.name = name
+        self.ids = list(ids)
+        self.labels = [int(v) for v in labels]
+        self._load_fields = load_fields
+        self._content_digest = content_digest
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Record(self.ids[index], self._load_fields(index), self.labels[index])
+
+    def __iter__(self) -> Iterator[Record]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def content_digest(self, index: int) -> bytes:
+        """A digest of record ``index``'s content (fields and label)."""
+        if self._content_digest is not None:
+            return self._content_digest(index)
+        from fusion_aft.data.fingerprint import digest_fields
+
+        return digest_fields(self._load_fields(index), self.labels[index])
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> Split:
+        """A new split holding the records at ``indices``, in that order."""
+        idx = list(indices)
+        return Split(
+            name or self.name,
+            [self.ids[i] for i in idx],
+            [self.labels[i] for i in idx],
+            lambda j: self._load_fields(idx[j]),
+            (lambda j: self.content_digest(idx[j])),
+        )
+
+
+@dataclass
+class Dataset:
+    """A named task: its splits, class names and the input fields its records carry."""
+
+    name: str
+    splits: dict[str, Split]
+    classes: list[str]
+    fields: tuple[str, ...]
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> Split:
+        """The split called ``name``; ``holdout`` and ``train_minus_holdout`` are derived."""
+        if name in self.splits:
+            return self.splits[name]
+        from fusion_aft.errors import UserInputError
+
+        raise UserInputError(
+            f"dataset '{self.name}' has no split '{name}'; it has: {', '.join(self.splits)}"
+        )

@@ -1,0 +1,78 @@
+"""The interface every teacher adapter implements.
+
+A teacher turns raw inputs (PIL images, strings, or records carrying both) into one feature
+vector each. Work is split in three so extraction can run the cheap part in DataLoader workers:
+
+* ``prepare(record)``: per example, on CPU, picklable (image transform, tokenisation-free text).
+* ``collate(items)``: stack prepared examples into one batch.
+* ``forward_batch(batch)``: the model forward, on the teacher's device, returning ``Tensor[B, d]``.
+
+``encode(inputs)`` chains the three for convenience. All teachers are frozen: eval mode, no
+gradients, and results that do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from fusion_aft.data.records import Record
+
+
+class Teacher(ABC):
+    """A frozen feature extractor described by a card (``self.spec``)."""
+
+    spec: Any  # fusion_aft.teachers.card.TeacherCard
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec.width)
+
+    @abstractmethod
+    def prepare(self, record: Record) -> Any:
+        """Turn one record into model input (runs in DataLoader workers; must be picklable)."""
+
+    def collate(self, items: Sequence[Any]) -> Any:
+        """Stack prepared items into a batch; default: ``torch.stack`` or a list."""
+        if items and isinstance(items[0], torch.Tensor):
+            return torch.stack(list(items))
+        return list(items)
+
+    @abstractmethod
+    def forward_batch(self, batch: Any) -> torch.Tensor:
+        """Features ``Tensor[B, d]`` (float32, on ``self.device``) for a collated batch."""
+
+    @torch.no_grad()
+    def encode(self, inputs: Sequence[Any]) -> torch.Tensor:
+        """Features for raw inputs: records, PIL images, strings, or ``{"image":…, "text":…}``."""
+        records = [as_record(x, i) for i, x in enumerate(inputs)]
+        return self.forward_batch(self.collate([self.prepare(r) for r in records]))
+
+    def weights_digest(self) -> str:
+        """A stable digest of the weights, recorded in bank manifests (override if cheaper)."""
+        from fusion_aft.teachers.digest import state_dict_digest
+
+        return state_dict_digest(self.module_for_digest())
+
+    def module_for_digest(self) -> Any:
+        """The module (or tensor dict) whose weights identify this teacher."""
+        raise NotImplementedError
+
+
+def as_record(value: Any, index: int = 0) -> Record:
+    """Wrap a raw input as a :class:`Record` (strings → text, dicts → fields, else image)."""
+    if isinstance(value, Record):
+        return value
+    if isinstance(value, str):
+        return Record(str(index), {"text": value})
+    if isinstance(value, dict):
+        return Record(str(index), dict(value))
+    return Record(str(index), {"image": value})

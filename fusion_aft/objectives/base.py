@@ -40,6 +40,20 @@ class Objective(nn.Module):
         lr = self.param_lr if self.param_lr is not None else student_lr
         return [{"params": params, "lr": lr, "name": "objective"}]
 
-    def prepare(self, bank_features: torch.Tensor) -> None:
-        """Optional fitting on the training bank before training (FT's autoencoders, LogME)."""
+    #: True when :meth:`fit` must run on the training bank before the first step
+    needs_fit: bool = False
+
+    def fit(
+        self,
+        teacher_features: torch.Tensor,
+        labels: torch.Tensor,
+        student_features: torch.Tensor | None = None,
+    ) -> None:
+        """Fit data-dependent parts before training (FT's autoencoders, B-Tuning's LogME).
+
+        Args:
+            teacher_features: ``[N, dψ]`` training-bank rows (labelled and unlabelled).
+            labels: ``[N]`` integer labels, ``-1`` for unlabelled rows.
+            student_features: ``[N, dφ]`` features of the student at initialisation (B-Tuning).
+        """
         return None

@@ -122,5 +122,7 @@ def test_text_student_ignores_padding():
     torch.manual_seed(0)
     s = create("text_cnn", 2, channels=4, dropout=0.0).eval()
     one = s.collate([s.prepare(Record("a", {"text": "fine"}))])
-    padded = s.collate([s.prepare(Record("a", {"text": "fine"})), s.prepare(Record("b", {"text": "a much longer text"}))])
+    padded = s.collate(
+        [s.prepare(Record("a", {"text": "fine"})), s.prepare(Record("b", {"text": "a much longer text"}))]
+    )
     torch.testing.assert_close(s(one)[0][0], s(padded)[0][0])

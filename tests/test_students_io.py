@@ -34,7 +34,10 @@ def test_round_trip_gives_identical_logits(tmp_path, name):
         recs = [Record(str(i), {"text": t}) for i, t in enumerate(["great", "awful plot", "so so film"])]
     else:
         rng = np.random.default_rng(0)
-        recs = [Record(str(i), {"image": Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))}) for i in range(3)]
+        recs = [
+            Record(str(i), {"image": Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))})
+            for i in range(3)
+        ]
     batch = s.collate([s.prepare(r) for r in recs])
     _train_a_bit(s, batch, torch.tensor([0, 1, 2]))  # moves BN statistics and weights off init
     before, feats = s(batch)

@@ -61,7 +61,9 @@ def create(name: str, num_classes: int, **options: Any) -> Student:
         student = factory(num_classes=int(num_classes), **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc) or "positional argument" in str(exc):
-            raise UserInputError(f"student '{name}': {exc}; see help(fusion_aft.students.get('{name}'))") from None
+            raise UserInputError(
+                f"student '{name}': {exc}; see help(fusion_aft.students.get('{name}'))"
+            ) from None
         raise
     if not isinstance(student, Student):
         raise TypeError(f"student factory '{name}' returned {type(student).__name__}, not a Student")

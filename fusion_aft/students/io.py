@@ -107,7 +107,9 @@ def read_student_info(folder: str | Path) -> dict[str, Any]:
     """The parsed ``student.json`` of a saved student, or a one-line :class:`UserInputError`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserInputError(f"student folder '{folder}' does not exist; pass a folder written by save_student/export")
+        raise UserInputError(
+            f"student folder '{folder}' does not exist; pass a folder written by save_student/export"
+        )
     path = folder / CONFIG_FILE
     if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise UserInputError(
@@ -117,12 +119,15 @@ def read_student_info(folder: str | Path) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"cannot read '{path}' ({exc}); the saved student is damaged, export it again") from None
+        raise UserInputError(
+            f"cannot read '{path}' ({exc}); the saved student is damaged, export it again"
+        ) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT or "name" not in info:
         raise UserInputError(f"'{path}' is not a fusion-aft student description; export the student again")
     if int(info.get("format_version", 0)) > FORMAT_VERSION:
         raise UserInputError(
-            f"'{path}' was written by a newer fusion-aft ({info.get('fusion_aft_version')}); upgrade fusion-aft"
+            f"'{path}' was written by a newer fusion-aft ({info.get('fusion_aft_version')}); "
+            "upgrade fusion-aft"
         )
     return info
 

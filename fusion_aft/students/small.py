@@ -140,7 +140,11 @@ class SmallCNNStudent(Student):
         self.pipeline = ImagePipeline(image_size, in_channels, mean, std)
 
         def block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
-            mods: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            mods: list[nn.Module] = [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
             return mods + ([nn.MaxPool2d(2)] if pool else [])
 
         self.body = nn.Sequential(

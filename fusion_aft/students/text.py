@@ -87,14 +87,18 @@ class TextCNNStudent(_TokenStudent):
     ) -> None:
         super().__init__()
         if any(int(k) < 1 or int(k) % 2 == 0 for k in kernel_sizes) or not kernel_sizes:
-            raise UserInputError(f"text_cnn kernel_sizes must be odd positive integers, got {list(kernel_sizes)}")
+            raise UserInputError(
+                f"text_cnn kernel_sizes must be odd positive integers, got {list(kernel_sizes)}"
+            )
         self._init_tokenizer(tokenizer, max_length, field)
         self.num_classes = int(num_classes)
         self.emb_dim, self.channels = int(emb_dim), int(channels)
         self.kernel_sizes = [int(k) for k in kernel_sizes]
         self.dropout = float(dropout)
         self.embed = nn.Embedding(self.vocab_size, self.emb_dim, padding_idx=self.pad_id)
-        self.convs = nn.ModuleList(nn.Conv1d(self.emb_dim, self.channels, k, padding=k // 2) for k in self.kernel_sizes)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(self.emb_dim, self.channels, k, padding=k // 2) for k in self.kernel_sizes
+        )
         self.drop = nn.Dropout(self.dropout)
         self.feature_dim = self.channels * len(self.kernel_sizes)
         self.head = nn.Linear(self.feature_dim, self.num_classes)

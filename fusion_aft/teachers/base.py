@@ -28,6 +28,16 @@ class Teacher(ABC):
     spec: Any  # fusion_aft.teachers.card.TeacherCard
     device: torch.device
 
+    @classmethod
+    def from_card(cls, card: Any, device: str | torch.device = "cpu", **options: Any) -> Teacher:
+        """Build this adapter kind for ``card`` on ``device`` (kinds with options override this)."""
+        return cls(card, device=device, **options)  # type: ignore[call-arg]
+
+    @property
+    def ref(self) -> str:
+        """The canonical teacher reference (name plus preprocessing overrides): the bank key."""
+        return getattr(self.spec, "ref", self.spec.name)
+
     @property
     def name(self) -> str:
         return self.spec.name

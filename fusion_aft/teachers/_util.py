@@ -1,0 +1,65 @@
+"""Small helpers shared by the adapter kinds: freezing, dtypes, images, safe weight files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion_aft.errors import UserInputError
+
+__all__ = ["freeze", "load_tensors", "to_rgb_image", "torch_dtype"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return _DTYPES[name]
+
+
+def freeze(module: torch.nn.Module, device: str | torch.device, dtype: str = "float32") -> torch.nn.Module:
+    """Eval mode, no gradients, moved to ``device`` in the card's dtype (fp16/bf16 for big teachers)."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module.to(device=torch.device(device), dtype=torch_dtype(dtype))
+
+
+def to_rgb_image(value: Any, teacher: str) -> Any:
+    """A PIL RGB image from a PIL image, a path, or an HxW / HxWxC uint8 or float array."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return value.convert("RGB")
+    if isinstance(value, str | Path):
+        with Image.open(value) as im:
+            return im.convert("RGB")
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        arr = value
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            arr = arr.transpose(1, 2, 0)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        return Image.fromarray(arr).convert("RGB")
+    raise UserInputError(
+        f"teacher '{teacher}' needs an image (PIL image, path or array), got {type(value).__name__}"
+    )
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file or a torch checkpoint, never unpickling arbitrary objects."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    return dict(obj)

@@ -33,7 +33,7 @@ def _text_records() -> list[Record]:
 
 def test_registry_lists_builtins_and_rejects_unknown():
     names = fusion_aft.students.list()
-    for name in ("mlp", "small_cnn", "text_cnn", "text_bow"):
+    for name in ("mlp", "small_cnn", "text_cnn", "text_bow", "timm", "hf"):
         assert name in names
     with pytest.raises(UnknownNameError, match="small_cnn"):
         create("small_cnm", 10)

@@ -69,3 +69,7 @@ def create(name: str, num_classes: int, **options: Any) -> Student:
         raise TypeError(f"student factory '{name}' returned {type(student).__name__}, not a Student")
     student.name = name
     return student
+
+
+from fusion_aft.students import hf_student as _hf  # noqa: E402,F401  (registers hf)
+from fusion_aft.students import timm_student as _timm  # noqa: E402,F401  (registers timm)

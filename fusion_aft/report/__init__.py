@@ -1,0 +1,14 @@
+"""Reports on finished runs: μ attribution per teacher and per feature (tables, JSON, charts).
+
+Example::
+
+    from fusion_aft.report import attribution
+    rep = attribution("runs/rt-aft", top=5)
+    [(t["teacher"], t["share"], t["mean"]) for t in rep["teachers"]]
+"""
+
+from __future__ import annotations
+
+from fusion_aft.report.attribution import attribution, load_objective, plot_attribution
+
+__all__ = ["attribution", "load_objective", "plot_attribution"]

@@ -1,0 +1,45 @@
+"""``fusion-aft report``: which teacher an AFT run relied on (μ attribution)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fusion_aft.cli._console import console, emit_json, err_console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        run: Path = typer.Argument(..., help="a run folder written by `fusion-aft train`"),
+        top: int = typer.Option(5, "--top", "-k", min=0, help="top features listed per teacher"),
+        json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+        plot: bool = typer.Option(True, "--plot/--no-plot", help="write mu_attribution.png into RUN"),
+    ) -> None:
+        """Per teacher: share of the learned feature weights μ, mean μ, entropy and top features."""
+        from rich.table import Table
+
+        from fusion_aft.report import attribution
+
+        rep = attribution(run, top=top, plot=plot)
+        if json_out:
+            emit_json(rep)
+            return
+        table = Table(title=f"μ attribution: {run} ({rep['method']}, {rep['dim']} teacher features)")
+        for col in ("teacher", "width", "share", "share at init", "mean μ", "entropy", "top features (μ)"):
+            table.add_column(col, justify="left" if col in ("teacher", "top features (μ)") else "right")
+        for t in rep["teachers"]:
+            tops = ", ".join(f"{f['feature']}:{f['mu']:.2f}" for f in t["top"])
+            table.add_row(
+                t["teacher"],
+                str(t["width"]),
+                f"{t['share']:.3f}",
+                f"{t['initial_share']:.3f}",
+                f"{t['mean']:.3f}",
+                f"{t['entropy']:.3f}",
+                tops,
+            )
+        console.print(table)
+        if rep.get("plot"):
+            err_console.print(f"chart: {rep['plot']}", highlight=False)

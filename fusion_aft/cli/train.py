@@ -1,0 +1,163 @@
+"""``fusion-aft train``: train a student with a transfer objective and report its test accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fusion_aft.cli._console import console, emit_json, err_console
+
+
+def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["k=v", ...]`` → dict; each value is read as JSON when it parses (numbers, lists, bools)."""
+    from fusion_aft.errors import UserInputError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def parse_grid(text: str | None) -> list[float] | None:
+    from fusion_aft.errors import UserInputError
+
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserInputError(f"--beta-grid expects numbers separated by commas, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        dataset: str = typer.Option(None, "--dataset", "-d", help="dataset name (fusion-aft datasets list)"),
+        student: str = typer.Option(None, "--student", "-s", help="student name (e.g. text_bow, small_cnn)"),
+        teachers: str = typer.Option(None, "--teachers", "-t", help="comma-separated teacher names"),
+        method: str = typer.Option(None, "--method", "-m", help="objective: aft, kd, rkd, ..., none (STL)"),
+        beta: str = typer.Option(None, "--beta", "-b", help="regularisation strength β >= 0, or 'auto'"),
+        beta_grid: str = typer.Option(
+            None, "--beta-grid", help="β values tried by --beta auto, e.g. 0.1,1,10"
+        ),
+        seed: int = typer.Option(None, "--seed", help="random seed (also picks the labelled rows)"),
+        out: Path = typer.Option(None, "--out", "-o", help="run folder (default runs/<dataset>-...)"),
+        steps: int = typer.Option(None, "--steps", help="optimiser steps (default ~5000, whole epochs)"),
+        epochs: int = typer.Option(None, "--epochs", help="epochs of the labelled rows instead of --steps"),
+        n_labels: int = typer.Option(None, "--n-labels", help="labelled training rows to keep"),
+        n_unlabelled: int = typer.Option(None, "--n-unlabelled", help="unlabelled rows (default: the rest)"),
+        use_unlabelled: bool = typer.Option(
+            None, "--use-unlabelled/--labelled-only", help="apply the objective to unlabelled rows too"
+        ),
+        batch_size: int = typer.Option(None, "--batch-size", help="batch size (default 128)"),
+        lr: float = typer.Option(None, "--lr", help="student learning rate (default 1e-3)"),
+        objective_lr: float = typer.Option(None, "--objective-lr", help="lr of the objective's parameters"),
+        student_option: list[str] = typer.Option(None, "--student-option", help="student option KEY=VALUE"),
+        method_option: list[str] = typer.Option(None, "--method-option", help="objective option KEY=VALUE"),
+        dataset_option: list[str] = typer.Option(None, "--dataset-option", help="dataset option KEY=VALUE"),
+        device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto"),
+        amp: bool = typer.Option(None, "--amp/--no-amp", help="mixed precision on CUDA (default on)"),
+        augment: bool = typer.Option(None, "--augment/--no-augment", help="augment images (STL only)"),
+        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="steps between checkpoints"),
+        cache_dir: Path = typer.Option(None, "--cache-dir", help="feature bank folder"),
+        num_workers: int = typer.Option(None, "--num-workers", help="DataLoader workers"),
+        tensorboard: bool = typer.Option(
+            None, "--tensorboard/--no-tensorboard", help="write TensorBoard logs"
+        ),
+        resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
+        config: Path = typer.Option(None, "--config", help="a TOML config; flags override its keys"),
+        json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+    ) -> None:
+        """Train a student (CE + β·R), tune β on a holdout if asked, and evaluate on the test split.
+
+        Example: fusion-aft train --dataset rotten_tomatoes --student text_bow
+        --teachers all-minilm-l6-v2,paraphrase-minilm-l3-v2 --method aft --beta auto
+        --n-labels 500 --use-unlabelled --out runs/rt-aft
+        """
+        from fusion_aft.train import load_config
+        from fusion_aft.train import train as run_train
+
+        overrides: dict[str, Any] = {
+            "dataset": dataset,
+            "student": student,
+            "teachers": teachers,
+            "method": method,
+            "beta": beta,
+            "beta_grid": parse_grid(beta_grid),
+            "seed": seed,
+            "out": out,
+            "steps": steps,
+            "epochs": epochs,
+            "n_labels": n_labels,
+            "n_unlabelled": n_unlabelled,
+            "use_unlabelled": use_unlabelled,
+            "batch_size": batch_size,
+            "lr": lr,
+            "objective_lr": objective_lr,
+            "device": device,
+            "amp": amp,
+            "augment": augment,
+            "checkpoint_every": checkpoint_every,
+            "cache_dir": cache_dir,
+            "num_workers": num_workers,
+            "tensorboard": tensorboard,
+            "resume": resume or None,
+            "progress": progress and not json_out,
+        }
+        for key, items, flag in (
+            ("student_options", student_option, "--student-option"),
+            ("method_options", method_option, "--method-option"),
+            ("dataset_options", dataset_option, "--dataset-option"),
+        ):
+            if items:
+                overrides[key] = parse_options(items, flag)
+        cfg = load_config(config, **overrides)
+        result = run_train(cfg)
+        if json_out:
+            emit_json(
+                {
+                    "test_accuracy": result.test_accuracy,
+                    "beta": result.beta,
+                    "run_dir": str(result.run_dir),
+                    "steps": result.steps,
+                    "wall_time_s": result.wall_time_s,
+                    "sweep": result.sweep["candidates"] if result.sweep else None,
+                    "summary": result.summary,
+                }
+            )
+            return
+        _print_summary(result)
+
+    def _print_summary(result: Any) -> None:
+        from rich.table import Table
+
+        table = Table(title="fusion-aft train", show_header=False)
+        s = result.summary
+        table.add_row("test accuracy", f"{result.test_accuracy:.4f} ({s.get('n_test', '?')} rows)")
+        table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
+        table.add_row("β", f"{result.beta:g}" + (" (chosen on the holdout)" if result.sweep else ""))
+        table.add_row("rows", f"{s.get('n_labelled')} labelled, {s.get('n_unlabelled')} unlabelled")
+        table.add_row("steps", str(result.steps))
+        table.add_row("wall time", f"{result.wall_time_s:.1f} s")
+        table.add_row("run folder", str(result.run_dir))
+        console.print(table)
+        if result.sweep:
+            sweep = Table(title="β sweep (holdout accuracy)")
+            sweep.add_column("β", justify="right")
+            sweep.add_column("holdout acc", justify="right")
+            for c in result.sweep["candidates"]:
+                mark = " ←" if c["beta"] == result.beta else ""
+                sweep.add_row(f"{c['beta']:g}", f"{c['holdout_accuracy']:.4f}{mark}")
+            console.print(sweep)
+        err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

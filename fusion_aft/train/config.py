@@ -1,0 +1,218 @@
+"""The training configuration: one validated object per run (also read from TOML / written as JSON).
+
+Defaults follow the protocol of Qiu et al. 2024 (§4, "Experimental setup"): Adam, batch 128,
+about 5000 steps rounded up to whole epochs, weight decay 0, cosine decay of every parameter
+group, no augmentation, β tuned on a 10% holdout of the training split.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fusion_aft.errors import UserInputError
+
+DEFAULT_BETA_GRID: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+#: keys that may change between a run and its resumption (they do not change the maths)
+OPERATIONAL_KEYS = frozenset(
+    {
+        "out",
+        "resume",
+        "num_workers",
+        "tensorboard",
+        "cache_dir",
+        "checkpoint_every",
+        "log_every",
+        "device",
+        "progress",
+        "extract_batch_size",
+    }
+)
+
+
+class TrainConfig(BaseModel):
+    """Everything one training run needs; unknown keys are refused.
+
+    ``beta="auto"`` sweeps ``beta_grid`` on a deterministic ``holdout_fraction`` holdout of the
+    labelled training rows, picks the best holdout accuracy and retrains on all of them.
+    Give either ``steps`` or ``epochs``; by default about ``target_steps`` steps, rounded up to
+    whole epochs of the labelled rows.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # data
+    dataset: str = Field(description="dataset name (fusion-aft datasets list)")
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    n_labels: int | None = Field(None, ge=1, description="labelled training rows to keep (None = all)")
+    n_unlabelled: int | None = Field(None, ge=0, description="unlabelled rows (None = the rest)")
+    use_unlabelled: bool = Field(False, description="apply the objective to unlabelled rows too")
+    unlabelled_batch_size: int | None = Field(None, ge=1, description="unlabelled rows per step")
+    # models
+    student: str
+    student_options: dict[str, Any] = Field(default_factory=dict)
+    teachers: list[str] = Field(default_factory=list)
+    method: str = "aft"
+    method_options: dict[str, Any] = Field(default_factory=dict)
+    # β
+    beta: float | Literal["auto"] = 1.0
+    beta_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_BETA_GRID))
+    holdout_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    # optimisation
+    seed: int = 0
+    steps: int | None = None
+    epochs: int | None = None
+    target_steps: int = Field(5000, ge=1, description="default length, rounded up to whole epochs")
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    objective_lr: float | None = Field(None, gt=0.0, description="None = the objective's own default")
+    weight_decay: float = Field(0.0, ge=0.0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    augment: bool = False
+    # machinery
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_every: int = Field(1000, ge=0, description="steps between checkpoints (0 = only at the end)")
+    log_every: int = Field(50, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    out: Path | None = None
+    cache_dir: Path | None = None
+    extract_batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+    tensorboard: bool = False
+    progress: bool = True
+    resume: bool = False
+
+    @field_validator("beta", mode="before")
+    @classmethod
+    def _beta(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() == "auto":
+                return "auto"
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"beta must be a number >= 0 or 'auto', got {value!r}") from None
+        if isinstance(value, int | float) and (value < 0 or not math.isfinite(value)):
+            raise ValueError(f"beta must be >= 0 (or 'auto'), got {value}")
+        return value
+
+    @field_validator("beta_grid")
+    @classmethod
+    def _grid(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("beta_grid is empty; give at least one value, e.g. [0.1, 1, 10]")
+        bad = [v for v in value if v < 0 or not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"beta_grid values must be finite and >= 0, got {bad}")
+        return list(value)
+
+    @field_validator("steps", "epochs")
+    @classmethod
+    def _positive(cls, value: int | None, info: Any) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"{info.field_name} must be > 0, got {value}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu") and not value.startswith(("cuda", "mps")):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+        return value
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _teachers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give either steps or epochs, not both")
+        if self.n_unlabelled and not self.use_unlabelled:
+            raise ValueError("n_unlabelled is set but use_unlabelled is false; set use_unlabelled=true")
+        if self.n_unlabelled is not None and self.n_labels is None:
+            raise ValueError("n_unlabelled needs n_labels (the label budget that leaves rows unlabelled)")
+        if self.use_unlabelled and self.n_labels is None:
+            raise ValueError("use_unlabelled needs n_labels: without a label budget every row is labelled")
+        if len(set(self.teachers)) != len(self.teachers):
+            raise ValueError(f"teachers are listed twice: {self.teachers}")
+        return self
+
+    # -- derived ---------------------------------------------------------------------------------
+    def semantic_dict(self) -> dict[str, Any]:
+        """The keys that define the run's maths (what a resumed run must share)."""
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if k not in OPERATIONAL_KEYS}
+
+
+def load_config(
+    config: TrainConfig | dict[str, Any] | str | Path | None = None, **overrides: Any
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` from an object, a dict or a TOML file, plus keyword overrides.
+
+    Validation errors become one :class:`UserInputError` naming each bad key.
+    """
+    if isinstance(config, TrainConfig):
+        data = config.model_dump()
+    elif isinstance(config, str | Path):
+        data = read_toml(Path(config))
+    else:
+        data = dict(config or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**data)
+    except ValidationError as exc:
+        raise UserInputError("invalid training config: " + describe_validation_error(exc)) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file: flat keys, or a ``[train]`` table."""
+    if not path.is_file():
+        raise UserInputError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"config file {path} is not valid TOML: {exc}") from None
+    return dict(data.get("train", data))
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling; see TrainConfig for the accepted keys)"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, min_batch: int = 1) -> int:
+    """Batches per epoch: every row once, the last batch smaller; a trailing batch below
+    ``min_batch`` rows (B = 1 for pair objectives) is dropped instead."""
+    if n_rows <= 0:
+        raise UserInputError("the training split is empty")
+    full, rest = divmod(n_rows, batch_size)
+    if rest and (rest >= min_batch or full == 0):
+        return full + 1
+    return max(full, 1)
+
+
+def resolve_steps(cfg: TrainConfig, n_rows: int, min_batch: int = 1) -> int:
+    """Total optimiser steps: ``steps``, or ``epochs`` × steps/epoch, or ``target_steps``
+    rounded up to whole epochs."""
+    if cfg.steps is not None:
+        return cfg.steps
+    per_epoch = steps_per_epoch(n_rows, cfg.batch_size, min_batch)
+    if cfg.epochs is not None:
+        return cfg.epochs * per_epoch
+    return math.ceil(cfg.target_steps / per_epoch) * per_epoch

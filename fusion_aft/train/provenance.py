@@ -1,0 +1,127 @@
+"""``provenance.json``: which teachers, data, banks, libraries and machine produced a run."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+from importlib import metadata
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = (
+    "fusion-aft",
+    "torch",
+    "numpy",
+    "timm",
+    "transformers",
+    "sentence-transformers",
+    "open_clip_torch",
+    "safetensors",
+    "pydantic",
+)
+
+
+def _call(obj: Any, name: str) -> Any:
+    value = getattr(obj, name, None)
+    try:
+        return value() if callable(value) else value
+    except Exception as exc:  # provenance must never break a finished run
+        log.debug("could not read %s: %s", name, exc)
+        return None
+
+
+def teacher_entry(ref: str) -> dict[str, Any]:
+    """The card facts of teacher ``ref``: name, ref, kind, model id, revision, licence, width..."""
+    import fusion_aft.teachers as teachers
+
+    card = teachers.get(ref)
+    return {
+        "name": card.name,
+        "ref": ref,
+        "kind": card.kind,
+        "model_id": getattr(card, "model", None),
+        "revision": getattr(card, "revision", None),
+        "licence": getattr(card, "licence", None),
+        "width": int(card.width),
+        "params": getattr(card, "parameters", None),
+        "fingerprint": _call(card, "fingerprint"),
+    }
+
+
+def bank_entries(bank: Any) -> list[dict[str, Any]]:
+    """Folder and fingerprint of each teacher bank behind a joint bank (as far as it tells)."""
+    if bank is None:
+        return []
+    out = []
+    parts = getattr(bank, "banks", None)
+    if isinstance(parts, dict):
+        parts = list(parts.items())
+    elif isinstance(parts, list | tuple):
+        parts = [(getattr(b, "teacher", None) or getattr(b, "name", None), b) for b in parts]
+    for teacher, part in parts or []:
+        manifest = getattr(part, "manifest", None)
+        out.append(
+            {
+                "teacher": teacher,
+                "folder": str(getattr(part, "folder", None) or getattr(part, "path", "")),
+                "fingerprint": _call(part, "fingerprint")
+                or (manifest.get("fingerprint") if isinstance(manifest, dict) else None),
+                "rows": len(part) if hasattr(part, "__len__") else None,
+            }
+        )
+    if not out:
+        out.append(
+            {"teachers": list(getattr(bank, "dims", {}) or {}), "folder": str(getattr(bank, "folder", ""))}
+        )
+    return out
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def provenance(
+    teacher_refs: list[str], dataset: Any, train_split: Any, bank: Any, device: torch.device
+) -> dict[str, Any]:
+    """The whole ``provenance.json`` record."""
+    from fusion_aft.data.fingerprint import dataset_fingerprint
+
+    return {
+        "teachers": [teacher_entry(ref) for ref in teacher_refs],
+        "dataset": {
+            "name": dataset.name,
+            "fingerprint": dataset_fingerprint(train_split),
+            "classes": list(dataset.classes),
+            "options": dict(dataset.meta.get("options", {}) or {}),
+        },
+        "banks": bank_entries(bank),
+        "libraries": library_versions(),
+        "machine": machine(),
+        "device": str(device),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,104 @@
+"""Relational knowledge distillation (Park et al., CVPR 2019): match distances and angles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from fusion_aft.objectives.base import Metrics, Objective
+from fusion_aft.objectives.kernels import centre, gram
+from fusion_aft.objectives.registry import register_objective
+
+#: distances below this count as zero (same as Park et al.'s ``pdist`` clamp)
+_EPS = 1e-12
+
+
+def normalised_distances(x: torch.Tensor) -> torch.Tensor:
+    """Pairwise Euclidean distances divided by the mean of the positive ones (``[B, B]``).
+
+    Computed from the Gram of the centred rows (distances are translation-invariant, and
+    centring keeps ``‖x_i‖² + ‖x_j‖² − 2 x_i·x_j`` accurate); the diagonal is exactly zero.
+    """
+    g = gram(centre(x))
+    sq = torch.diagonal(g)
+    d2 = (sq.unsqueeze(0) + sq.unsqueeze(1) - 2.0 * g).clamp_min(_EPS)
+    d = torch.sqrt(d2)
+    eye = torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
+    d = d.masked_fill(eye, 0.0)
+    positive = d > 0
+    mean = (d * positive).sum() / positive.sum().clamp_min(1)
+    return d / mean.clamp_min(_EPS)
+
+
+def triplet_angles(x: torch.Tensor) -> torch.Tensor:
+    """``cos∠(x_j − x_i, x_k − x_i)`` for all triplets ``(i, j, k)`` (``[B, B, B]``).
+
+    Park et al. build the ``[B, B, D]`` tensor of normalised difference vectors; here the
+    inner products come from the Gram ``G`` of the centred rows instead,
+    ``(x_j − x_i)·(x_k − x_i) = G_jk − G_ij − G_ik + G_ii``, which costs ``O(B³)`` instead of
+    ``O(B³ D)``. Degenerate differences (``j = i`` or duplicate rows) give 0, as in the paper's
+    code where a zero vector normalises to zero.
+    """
+    g = gram(centre(x))
+    sq = torch.diagonal(g)
+    d2 = sq.unsqueeze(0) + sq.unsqueeze(1) - 2.0 * g
+    valid = d2 > _EPS
+    inv = torch.where(valid, torch.rsqrt(d2.clamp_min(_EPS)), torch.zeros_like(d2))  # [i, j]
+    num = g.unsqueeze(0) - g.unsqueeze(2) - g.unsqueeze(1) + sq.view(-1, 1, 1)  # [i, j, k]
+    return num * inv.unsqueeze(2) * inv.unsqueeze(1)
+
+
+@register_objective("rkd")
+class RelationalKD(Objective):
+    r"""Relational KD: ``R = (L_dist + 2 · L_angle) / 2``.
+
+    Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019, §3.2 (baseline "RKD" in
+    Qiu et al. 2024, §5). With ``ψ`` the concatenated teacher features (no gradient):
+
+    * distance term: ``L_dist = smoothL1(d̂(Φ), d̂(Ψ))`` averaged over all ``B²`` pairs, where
+      ``d̂`` are the pairwise Euclidean distances divided by the mean of the positive ones;
+    * angle term: ``L_angle = smoothL1(a(Φ), a(Ψ))`` averaged over all ``B³`` triplets, where
+      ``a_ijk = cos∠(x_j − x_i, x_k − x_i)``.
+
+    Both relations are computed from one ``B×B`` Gram per side, so the teacher width does not
+    enter the ``O(B³)`` angle cost. No learned parameters.
+
+    Args:
+        student_dim: width ``dφ`` of the student features.
+        teacher_dims: ordered mapping teacher name → width.
+        distance_weight: weight of the distance term (1).
+        angle_weight: weight of the angle term (2).
+
+    Inputs:
+        +---------------------------+-------------------------------+----------------------------------+
+        | student_features          | teacher_features              | returns                          |
+        +===========================+===============================+==================================+
+        | float ``[B, dφ]``, B >= 2 | float ``[B, dψ]`` (detached)  | ``(R, {"distance", "angle"})``   |
+        +---------------------------+-------------------------------+----------------------------------+
+
+    Example::
+
+        obj = fusion_aft.objectives.create("rkd", 8, {"a": 10})
+        loss, metrics = obj(torch.randn(16, 8), torch.randn(16, 10))
+    """
+
+    needs_pairs = True
+
+    def __init__(self, student_dim: int, teacher_dims: Mapping[str, int], *, distance_weight: float = 1.0,
+                 angle_weight: float = 2.0) -> None:
+        super().__init__(student_dim, teacher_dims)
+        self.distance_weight = float(distance_weight)
+        self.angle_weight = float(angle_weight)
+        self._set_options(distance_weight=self.distance_weight, angle_weight=self.angle_weight)
+
+    def compute(self, student: torch.Tensor, teacher: torch.Tensor | None) -> tuple[torch.Tensor, Metrics]:
+        assert teacher is not None
+        with torch.no_grad():
+            t_dist = normalised_distances(teacher)
+            t_angle = triplet_angles(teacher)
+        dist = F.smooth_l1_loss(normalised_distances(student), t_dist)
+        angle = F.smooth_l1_loss(triplet_angles(student), t_angle)
+        loss = (self.distance_weight * dist + self.angle_weight * angle) / 2.0
+        return loss, {"distance": dist.detach(), "angle": angle.detach()}

@@ -1,0 +1,103 @@
+"""Suite files: structure validation, name checks with close matches, defaults, shipped suites."""
+
+from __future__ import annotations
+
+import pytest
+
+from fusion_aft.bench.suite import list_suites, load_suite, parse_suite, parse_teacher_ref
+from fusion_aft.bench.validate import check_names, validate_names
+from fusion_aft.errors import UserInputError
+
+BASE = {
+    "name": "micro",
+    "defaults": {"methods": ["none", "aft", "probe"], "seeds": [0, 1], "steps": 5},
+    "tasks": [
+        {
+            "name": "rt",
+            "dataset": "rotten_tomatoes",
+            "labels": 40,
+            "student": "text_cnn",
+            "teachers": ["all-minilm-l6-v2", "glove-6b-50d"],
+        }
+    ],
+}
+
+
+def _with(**changes):
+    data = {**BASE, "tasks": [dict(BASE["tasks"][0])], "defaults": dict(BASE["defaults"])}
+    for path, value in changes.items():
+        where, key = path.split("__")
+        target = data["tasks"][0] if where == "task" else data[where] if where != "top" else data
+        target[key] = value
+    return data
+
+
+def test_unknown_key_is_an_error_naming_the_key_and_a_close_match():
+    with pytest.raises(UserInputError, match=r"unknown key 'tasks\.0\.teacher'.*teachers"):
+        parse_suite(_with(task__teacher=["x"]))
+    with pytest.raises(UserInputError, match=r"unknown key 'defaults\.seed'.*seeds"):
+        parse_suite(_with(defaults__seed=[0]))
+
+
+def test_wrong_types_and_duplicates_are_errors():
+    with pytest.raises(UserInputError, match="steps"):
+        parse_suite(_with(defaults__steps=-3))
+    with pytest.raises(UserInputError, match="distinct"):
+        parse_suite(_with(task__teachers=["glove-6b-50d", "glove-6b-50d"]))
+    data = _with()
+    data["tasks"].append(dict(data["tasks"][0]))
+    with pytest.raises(UserInputError, match="unique; repeated: rt"):
+        parse_suite(data)
+
+
+def test_unknown_method_teacher_dataset_list_close_matches():
+    suite = parse_suite(
+        _with(
+            defaults__methods=["none", "atf"],
+            task__dataset="rotten_tomato",
+            task__teachers=["all-minilm-l6-v3"],
+        )
+    )
+    problems = {p.kind: p for p in check_names(suite)}
+    assert problems["method"].name == "atf" and "aft" in problems["method"].near
+    assert problems["dataset"].name == "rotten_tomato" and "rotten_tomatoes" in problems["dataset"].near
+    assert problems["teacher"].name == "all-minilm-l6-v3" and "all-minilm-l6-v2" in problems["teacher"].near
+    with pytest.raises(UserInputError, match=r"unknown method 'atf'; close matches: aft.*2 more"):
+        validate_names(suite)
+
+
+def test_known_names_pass_and_defaults_fill_tasks():
+    suite = parse_suite(_with(task__seeds=[7]))
+    validate_names(suite)
+    task = suite.resolved()[0]
+    assert task.seeds == [7] and task.methods == ["none", "aft", "probe"] and task.steps == 5
+    assert task.batch_size == 128 and task.ablation_method == "aft"
+    assert task.beta_for("none") == 0.0 and task.beta_for("aft") == 1.0
+
+
+def test_teacher_refs_parse_options():
+    assert parse_teacher_ref("efficientnet-lite0?image_size=64") == (
+        "efficientnet-lite0",
+        {"image_size": "64"},
+    )
+    assert parse_teacher_ref("glove-6b-50d") == ("glove-6b-50d", {})
+    with pytest.raises(UserInputError, match="key=value"):
+        parse_teacher_ref("x?image_size")
+
+
+def test_shipped_suites_validate():
+    names = list_suites()
+    assert {"offline", "paper-vision", "paper-nlp", "paper-multimodal"} <= set(names)
+    for name in names:
+        suite = load_suite(name)
+        assert suite.tasks and suite.name == name
+    validate_names(load_suite("offline"))
+
+
+def test_unknown_suite_name_suggests_close_matches(tmp_path):
+    with pytest.raises(UserInputError, match="close matches: offline"):
+        load_suite("offlien")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[[tasks]\n")
+    with pytest.raises(UserInputError, match="not valid TOML"):
+        load_suite(bad)

@@ -1,0 +1,181 @@
+"""Datasets: named sources that turn files into splits of records with stable sample ids.
+
+Every source is a factory ``(**options) -> Dataset`` in one :class:`~fusion_aft.registry.Registry`
+(entry-point group ``fusion_aft.datasets`` for plugins). Built-in sources:
+
+* offline, from installed packages: ``fashion_mnist``, ``rotten_tomatoes``, ``emoji``;
+* the user's own files: ``image_folder``, ``csv``, ``jsonl``;
+* online (torchvision / Hugging Face ``datasets``): ``cifar10``, ``cifar100``, ``flowers102``,
+  ``oxford_pets``, ``dtd``, ``food101``, ``glue_*``, ``superglue_*``, ``snli_ve``, and the generic
+  ``hf`` source.
+
+Example::
+
+    import fusion_aft
+    ds = fusion_aft.datasets.load("fashion_mnist", train_size=2000, test_size=1000)
+    ds.split("train")[0]          # Record(id='train-00007', fields={'image': <PIL.Image>}, label=...)
+
+    @fusion_aft.register_dataset("my_set", fields=("text",), summary="my reviews")
+    def my_set(**options) -> fusion_aft.data.Dataset: ...
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fusion_aft.data.records import UNLABELLED, Dataset, Record, Split
+from fusion_aft.errors import UserInputError
+from fusion_aft.registry import Registry
+
+__all__ = [
+    "UNLABELLED",
+    "Dataset",
+    "Record",
+    "SourceInfo",
+    "Split",
+    "availability",
+    "describe",
+    "get",
+    "list",
+    "load",
+    "register_dataset",
+    "registry",
+]
+
+log = logging.getLogger(__name__)
+
+registry: Registry[Callable[..., Dataset]] = Registry("dataset", entry_point_group="fusion_aft.datasets")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What ``describe()`` tells about a source without loading it.
+
+    Args:
+        fields: the input fields its records carry (``("image",)``, ``("text",)``, both).
+        summary: one line.
+        check: ``() -> None`` raising :class:`UserInputError` (naming the install command) when the
+            source cannot load here and now; ``None`` = always available.
+        cheap: loading with default options is fast enough to count classes and rows in listings.
+        needs_options: options without which it cannot load (``path`` for user files).
+    """
+
+    fields: tuple[str, ...] = ()
+    summary: str = ""
+    check: Callable[[], None] | None = None
+    cheap: bool = False
+    needs_options: tuple[str, ...] = field(default_factory=tuple)
+
+
+def register_dataset(
+    name: str | None = None,
+    factory: Callable[..., Dataset] | None = None,
+    *,
+    fields: tuple[str, ...] = (),
+    summary: str = "",
+    check: Callable[[], None] | None = None,
+    cheap: bool = False,
+    needs_options: tuple[str, ...] = (),
+    replace: bool = False,
+):
+    """Register a dataset factory ``(**options) -> Dataset``; without ``factory``, a decorator."""
+    if callable(name):  # used bare: @register_dataset
+        name, factory = None, name
+    info = SourceInfo(tuple(fields), summary, check, cheap, tuple(needs_options))
+
+    def add(target: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        target.__fusion_aft_source__ = info  # type: ignore[attr-defined]
+        return registry.register(name, target, replace=replace)
+
+    return add if factory is None else add(factory)
+
+
+_BUILTINS_LOADED = False
+
+
+def _ensure_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        import fusion_aft.data.sources  # noqa: F401 - registers the built-in sources
+
+
+def list(pattern: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name
+    """Names of the registered datasets (optionally filtered by a wildcard)."""
+    _ensure_builtins()
+    return registry.names(pattern)
+
+
+def get(name: str) -> Callable[..., Dataset]:
+    """The factory registered as ``name`` (UnknownNameError lists close matches)."""
+    _ensure_builtins()
+    return registry.get(name)
+
+
+def info(name: str) -> SourceInfo:
+    """The :class:`SourceInfo` of ``name`` (empty for plugins that registered none)."""
+    return getattr(get(name), "__fusion_aft_source__", SourceInfo())
+
+
+def load(name: str, **options: Any) -> Dataset:
+    """Load dataset ``name`` with source ``options``; the result is checked (ids, labels, splits)."""
+    from fusion_aft.data.validate import check_dataset
+
+    factory = get(name)
+    try:
+        dataset = factory(**options)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise UserInputError(f"dataset '{name}': {exc}") from None
+        raise
+    if not isinstance(dataset, Dataset):
+        raise UserInputError(f"dataset source '{name}' returned {type(dataset).__name__}, not a Dataset")
+    dataset.meta.setdefault("source", name)
+    dataset.meta.setdefault("options", dict(options))
+    return check_dataset(dataset)
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """``(available, reason)``: whether ``name`` can load here now without a download."""
+    source = info(name)
+    if source.needs_options:
+        return True, "needs " + ", ".join(f"{o}=..." for o in source.needs_options)
+    if source.check is None:
+        return True, ""
+    try:
+        source.check()
+    except UserInputError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def describe(name: str | None = None, *, counts: bool = True) -> builtins.list[dict[str, Any]]:
+    """One dict per dataset: name, fields, summary, availability, and (when cheap) classes/sizes."""
+    names = [name] if name else list()
+    rows = []
+    for n in names:
+        source = info(n)
+        ok, reason = availability(n)
+        row: dict[str, Any] = {
+            "name": n,
+            "fields": builtins.list(source.fields),
+            "summary": source.summary,
+            "available": ok,
+            "reason": reason,
+            "classes": None,
+            "splits": None,
+        }
+        if ok and counts and source.cheap and not source.needs_options:
+            try:
+                ds = load(n)
+            except UserInputError as exc:
+                row.update(available=False, reason=str(exc))
+            else:
+                row["classes"] = ds.classes
+                row["splits"] = {k: len(v) for k, v in ds.splits.items()}
+        rows.append(row)
+    return rows

@@ -87,9 +87,39 @@ class Split(Sequence[Record]):
             name or self.name,
             [self.ids[i] for i in idx],
             [self.labels[i] for i in idx],
-            lambda j: self._load_fields(idx[j]),
-            (lambda j: self.content_digest(idx[j])),
+            _Reindexed(self._load_fields, idx),
+            _Reindexed(self.content_digest, idx),
         )
+
+    def relabel(self, labels: Sequence[int], name: str | None = None) -> Split:
+        """The same records (same ids, same fields) with other labels (e.g. ``-1`` = hidden)."""
+        return Split(name or self.name, self.ids, labels, self._load_fields, _Relabelled(self, labels))
+
+
+class _Relabelled:
+    """Content digest of a relabelled split: the source record's digest combined with the new label."""
+
+    def __init__(self, source: Split, labels: Sequence[int]) -> None:
+        self.source = source
+        self.labels = [int(v) for v in labels]
+
+    def __call__(self, j: int) -> bytes:
+        import hashlib
+
+        h = hashlib.blake2b(self.source.content_digest(j), digest_size=16)
+        h.update(self.labels[j].to_bytes(8, "little", signed=True))
+        return h.digest()
+
+
+class _Reindexed:
+    """``j -> fn(indices[j])``; a class rather than a lambda so splits pickle to DataLoader workers."""
+
+    def __init__(self, fn: Callable[[int], Any], indices: list[int]) -> None:
+        self.fn = fn
+        self.indices = indices
+
+    def __call__(self, j: int) -> Any:
+        return self.fn(self.indices[j])
 
 
 @dataclass

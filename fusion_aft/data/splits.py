@@ -1,0 +1,67 @@
+"""Derived splits: a holdout for model selection and a label budget for semi-supervised runs.
+
+Both keep the source sample ids, so the rows of a feature bank built for the source split serve
+the derived ones (look them up by id), and both are deterministic given ``seed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusion_aft.data.records import UNLABELLED, Split
+from fusion_aft.data.select import stratified_choice, stratified_partition
+from fusion_aft.errors import UserInputError
+
+__all__ = ["holdout", "label_budget"]
+
+
+def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
+    """``(fit, holdout)``: ``fraction`` of ``split`` held out, stratified by label when labelled.
+
+    Unlabelled rows (label ``-1``) form their own stratum. Both parts keep the source order.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise UserInputError(f"holdout fraction must be between 0 and 1 (exclusive), got {fraction}")
+    n_hold = int(round(fraction * len(split)))
+    if n_hold < 1 or n_hold >= len(split):
+        raise UserInputError(
+            f"holdout of {fraction:g} of split '{split.name}' ({len(split)} rows) leaves an empty part; "
+            "use a larger split or another fraction"
+        )
+    fit_idx, hold_idx = stratified_partition(split.labels, n_hold, seed)
+    hold_name = "holdout" if split.name == "train" else f"{split.name}_holdout"
+    return split.subset(fit_idx.tolist(), f"{split.name}_minus_holdout"), split.subset(
+        hold_idx.tolist(), hold_name
+    )
+
+
+def label_budget(
+    split: Split, n_labels: int, seed: int = 0, n_unlabelled: int | None = None
+) -> tuple[Split, Split]:
+    """``(labelled, unlabelled)``: ``n_labels`` labelled rows (stratified) and the rest unlabelled.
+
+    The unlabelled part keeps the same ids with label ``-1``; ``n_unlabelled`` caps its size (a
+    seeded draw from the remaining rows). Rows already unlabelled in ``split`` can only go to the
+    unlabelled part.
+    """
+    labels = np.asarray(split.labels, dtype=np.int64)
+    labelled_rows = np.flatnonzero(labels != UNLABELLED)
+    if not 0 < n_labels <= len(labelled_rows):
+        raise UserInputError(
+            f"label budget {n_labels} is not possible for split '{split.name}' with "
+            f"{len(labelled_rows)} labelled rows; choose 1..{len(labelled_rows)}"
+        )
+    chosen = labelled_rows[stratified_choice(labels[labelled_rows], n_labels, seed)]
+    mask = np.ones(len(split), dtype=bool)
+    mask[chosen] = False
+    rest = np.flatnonzero(mask)
+    if n_unlabelled is not None:
+        if not 0 <= n_unlabelled <= len(rest):
+            raise UserInputError(
+                f"n_unlabelled={n_unlabelled} but only {len(rest)} rows of split '{split.name}' are left"
+            )
+        rng = np.random.default_rng([seed, 1])
+        rest = np.sort(rng.choice(rest, size=n_unlabelled, replace=False)) if n_unlabelled else rest[:0]
+    unlabelled = split.subset(rest.tolist(), "unlabelled")
+    unlabelled = unlabelled.relabel([UNLABELLED] * len(unlabelled), "unlabelled")
+    return split.subset(chosen.tolist(), "labelled"), unlabelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 
 from fusion_aft.errors import UserInputError
 
-__all__ = ["freeze", "load_tensors", "to_rgb_image", "torch_dtype"]
+__all__ = ["freeze", "load_tensors", "quiet_transformers", "to_rgb_image", "torch_dtype"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -63,3 +64,22 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     return dict(obj)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' load reports and progress bars while building a teacher."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        hf_logging.disable_progress_bar()
+    except AttributeError:  # older versions
+        pass
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        with contextlib.suppress(AttributeError):
+            hf_logging.enable_progress_bar()

@@ -141,6 +141,9 @@ class Weights(_Strict):
 class TeacherCard(_Strict):
     """A validated teacher card (see the module docstring and ``registry/teachers/*.toml``).
 
+    ``model`` is the library's model id (timm/open_clip architecture or hub repo id), ``tag`` the
+    library's pretrained tag (timm ``.lvd142m``, open_clip ``laion2b_s32b_b82k``) and ``revision``
+    the hub git revision (branch, tag or commit) to pin.
     ``tower_widths`` (image+text teachers) gives the width of each tower's block inside the
     concatenated output, in order; the AFT ``compose="product"`` objective splits on it.
     """
@@ -149,6 +152,7 @@ class TeacherCard(_Strict):
     kind: str = Field(min_length=1)
     model: str = Field(min_length=1)
     revision: str | None = None
+    tag: str | None = None
     description: str = ""
     inputs: Inputs
     width: int = Field(gt=0)

@@ -39,9 +39,9 @@ __all__ = ["CARDS", "ENTRY_POINT_GROUP", "KINDS", "broken_cards", "load_folder",
 ENTRY_POINT_GROUP = "fusion_aft.teachers"
 BUILTIN_KIND_MODULES = (
     "fusion_aft.teachers.timm_teacher",
-    # "fusion_aft.teachers.clip_teacher",
+    "fusion_aft.teachers.clip_teacher",
     "fusion_aft.teachers.st_teacher",
-    # "fusion_aft.teachers.hf_teacher",
+    "fusion_aft.teachers.hf_teacher",
     "fusion_aft.teachers.glove_teacher",
     "fusion_aft.teachers.python_teacher",
     "fusion_aft.teachers.onnx_bert",

@@ -15,6 +15,7 @@ import torch
 from fusion_aft.data.records import Record
 from fusion_aft.errors import MissingWeightsError, UserInputError
 from fusion_aft.teachers import weights as W
+from fusion_aft.teachers._util import quiet_transformers
 from fusion_aft.teachers.base import Teacher
 from fusion_aft.teachers.card import TeacherCard
 from fusion_aft.teachers.catalogue import builtin_kind
@@ -59,7 +60,8 @@ class SentenceTransformerTeacher(Teacher):
             kwargs["revision"] = card.revision
             kwargs["local_files_only"] = W.hub_offline()
         try:
-            self.model = SentenceTransformer(str(source), **kwargs)
+            with quiet_transformers():
+                self.model = SentenceTransformer(str(source), **kwargs)
         except (OSError, ValueError) as exc:
             raise MissingWeightsError(
                 f"teacher '{card.name}': could not load '{source}' ({exc}); {W.how_to_get(card)}"

@@ -162,7 +162,7 @@ class TimmTeacher(Teacher):
 
         kwargs = dict(card.model_kwargs)
         w = card.weights
-        name = card.model if not card.revision else f"{card.model}.{card.revision}"
+        name = card.model if not card.tag else f"{card.model}.{card.tag}"
         if w.source == "hub":
             W.resolve(card)  # raises early when offline and not cached
             try:

@@ -52,7 +52,9 @@ class Cell:
 
     def digest(self) -> str:
         """Hash of everything that determines the result (identity, β and training settings)."""
-        payload = {k: v for k, v in asdict(self).items()}
+        payload = asdict(self)
+        options = payload["settings"].get("method_options", {})
+        payload["settings"]["method_options"] = options.get(self.method, {})
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -117,7 +119,7 @@ def _settings(task: ResolvedTask) -> dict[str, Any]:
         "probe_c",
         "device",
     )
-    return {k: getattr(task, k) for k in keys}
+    return {k: getattr(task, k) for k in keys} | {"method_options": task.method_options}
 
 
 def tune_cells(task: ResolvedTask) -> list[Cell]:

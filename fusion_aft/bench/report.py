@@ -167,7 +167,8 @@ def _fig_accuracy(summaries: list[Summary], tasks: list[str], path: Path) -> boo
         rows = [
             s for s in summaries if s.task == task and (s.method == "none" or s.teachers == full.get(task))
         ]
-        rows.sort(key=lambda s: _order([x.method for x in rows]).index(s.method))
+        order = _order([x.method for x in rows])
+        rows.sort(key=lambda s: order.index(s.method))
         xs = list(range(len(rows)))
         ax.bar(
             xs,
@@ -444,7 +445,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[str]:
         md += [_md_table(["method", "teachers", "β", "accuracy %", "seeds"], rows), ""]
 
     md += _ablation_section(summaries, ablation_method, figures)
-    md += _mu_section(shares, figures)
+    md += _mu_section(shares, figures, results.get("teachers") or [])
     if "teacher_strength.png" in figures:
         md += [
             "## Stronger teachers, better students",
@@ -522,22 +523,32 @@ def _ablation_section(summaries: list[Summary], method: str, figures: list[str])
     return md
 
 
-def _mu_section(shares: dict[str, dict[str, tuple[float, float]]], figures: list[str]) -> list[str]:
+def _mu_section(
+    shares: dict[str, dict[str, tuple[float, float]]], figures: list[str], teachers: list[dict[str, Any]]
+) -> list[str]:
     if not shares:
         return []
+    widths: dict[str, dict[str, int]] = defaultdict(dict)
+    for t in teachers:
+        if t.get("width"):
+            widths[t["task"]][_short(t["teacher"])] = int(t["width"])
     md = [
         "## Which teacher AFT used (μ)",
         "",
         "Share of the learned per-feature weights μ = sigmoid(s) summed per teacher, over the "
         "full-set AFT runs (mean ± standard error over seeds). Wider teachers have more features, "
-        "so compare each share with the teacher's share of the columns (in brackets).",
+        "so compare each share with the teacher's share of the columns (μ = 0.5 everywhere at the "
+        "start gives exactly that share).",
         "",
     ]
     rows = []
     for task, per in sorted(shares.items()):
+        total = sum(widths[task].values())
         for teacher, (mean, se) in per.items():
-            rows.append([task, _short(teacher), _pct(mean, se)])
-    md += [_md_table(["task", "teacher", "μ share %"], rows), ""]
+            width = widths[task].get(_short(teacher))
+            col = f"{100 * width / total:.1f}" if width and total else "—"
+            rows.append([task, _short(teacher), _pct(mean, se), col])
+    md += [_md_table(["task", "teacher", "μ share %", "column share %"], rows), ""]
     if "mu_share.png" in figures:
         md += ["![mu share](mu_share.png)", ""]
     return md

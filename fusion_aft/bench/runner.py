@@ -139,33 +139,28 @@ def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext
     fit_part, hold = holdout(labelled, task.holdout, seed=task.data_seed)
     ctx = TaskContext(task, dataset, labelled, unlabelled, test, fit_part, hold, device)
     for split in ("train", "test"):
-        for ref in task.teachers:
-            t0 = time.perf_counter()
-            fusion_aft.extract(
-                [ref],
-                dataset,
-                split,
-                batch_size=task.extract_batch_size,
-                device=str(device),
-                progress=progress,
-            )
-            ctx.extraction.append(
-                {
-                    "task": task.name,
-                    "teacher": ref,
-                    "split": split,
-                    "seconds": time.perf_counter() - t0,
-                    "rows": len(dataset.split(split)),
-                }
-            )
-        ctx.banks[split] = fusion_aft.extract(
+        t0 = time.perf_counter()
+        bank = fusion_aft.extract(
             list(task.teachers),
             dataset,
             split,
             batch_size=task.extract_batch_size,
             device=str(device),
-            progress=False,
+            progress=progress,
         )
+        ctx.banks[split] = bank
+        wall = time.perf_counter() - t0
+        for ref, key in zip(task.teachers, _bank_keys(bank, tuple(task.teachers)), strict=True):
+            manifest = bank.manifests[key]
+            ctx.extraction.append(
+                {
+                    "task": task.name,
+                    "teacher": ref,
+                    "split": split,
+                    "rows": int(manifest.shape[0]),
+                    "seconds": _manifest_seconds(manifest, wall / len(task.teachers)),
+                }
+            )
     return ctx
 
 
@@ -182,6 +177,7 @@ def _train_config(task: ResolvedTask, cell: Cell, n_labels: int) -> Any:
         student_options=task.student_options,
         teachers=list(cell.teachers),
         method=cell.method,
+        method_options=task.method_options.get(cell.method, {}),
         beta=float(cell.beta or 0.0),
         seed=cell.seed,
         steps=task.steps,
@@ -228,7 +224,7 @@ def train_cell(ctx: TaskContext, cell: Cell, folder: Path) -> dict[str, Any]:
     train = [r for r in out.history if r.get("phase") == "train"]
     result = {
         "accuracy": accuracy,
-        "scored_on": scored.name if cell.kind == "tune" else "test",
+        "scored_on": "holdout" if cell.kind == "tune" else "test",
         "n_scored": len(scored),
         "n_labelled": len(labelled),
         "n_unlabelled": len(ctx.unlabelled) if ctx.unlabelled is not None else 0,
@@ -424,12 +420,22 @@ def _load_extraction_log(out: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _manifest_seconds(manifest: Any, fallback: float) -> float:
+    """Extraction time recorded by a bank (last update minus creation; whole seconds)."""
+    try:
+        created = _dt.datetime.fromisoformat(manifest.created)
+        updated = _dt.datetime.fromisoformat(manifest.updated)
+    except (AttributeError, TypeError, ValueError):
+        return fallback
+    return max((updated - created).total_seconds(), fallback)
+
+
 def _merge_extraction(log_: dict[str, dict[str, Any]], entries: list[dict[str, Any]]) -> None:
     """Keep the first measured extraction time of each bank (later calls hit the cache)."""
     for e in entries:
         key = f"{e['task']}|{e['teacher']}|{e['split']}"
         old = log_.get(key)
-        if old is None or old.get("rows") != e["rows"] or e["seconds"] > old["seconds"]:
+        if old is None or old.get("rows") != e["rows"] or e["seconds"] >= old["seconds"]:
             log_[key] = e
 
 

@@ -75,6 +75,10 @@ class Defaults(Training):
     methods: list[str] = Field(default_factory=lambda: ["none", "kd", "rkd", "ft", "btune", "aft", PROBE])
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     beta: dict[str, BetaChoice] = Field(default_factory=dict, description="method -> β or grid or 'auto'")
+    method_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="method -> options of its objective (e.g. aft = {compose = 'product'})",
+    )
     holdout: float = Field(0.1, gt=0, lt=1, description="fraction of the labelled rows held out to tune β")
     tune_seed: int = Field(0, description="seed of the β-tuning runs")
     data_seed: int = Field(0, description="seed of the label-budget and holdout draws (fixed across seeds)")
@@ -100,6 +104,7 @@ class TaskSpec(Training):
     methods: list[str] | None = None
     seeds: list[int] | None = None
     beta: dict[str, BetaChoice] | None = None
+    method_options: dict[str, dict[str, Any]] | None = None
     ablation: bool = Field(True, description="run the ablation method on every teacher subset")
     rows: dict[str, int] | None = Field(
         None, description="known split sizes (train/test), used by --dry-run when the data is not here"
@@ -165,6 +170,7 @@ class ResolvedTask(_Strict):
     methods: list[str]
     seeds: list[int]
     beta: dict[str, BetaChoice]
+    method_options: dict[str, dict[str, Any]]
     steps: int | None
     epochs: int | None
     batch_size: int
@@ -201,6 +207,9 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
 
     beta = dict(d.beta)
     beta.update(task.beta or {})
+    method_options = {m: dict(o) for m, o in d.method_options.items()}
+    for m, o in (task.method_options or {}).items():
+        method_options[m] = {**method_options.get(m, {}), **o}
     steps, epochs = task.steps, task.epochs
     if steps is None and epochs is None:
         steps, epochs = d.steps, d.epochs
@@ -218,6 +227,7 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
         methods=task.methods if task.methods is not None else d.methods,
         seeds=task.seeds if task.seeds is not None else d.seeds,
         beta=beta,
+        method_options=method_options,
         steps=steps,
         epochs=epochs,
         batch_size=pick("batch_size", 128),

@@ -60,6 +60,8 @@ def check_names(suite: Suite) -> list[NameProblem]:
         check("defaults.methods", "method", m)
     for m in suite.defaults.beta:
         check("defaults.beta", "method", m)
+    for m in suite.defaults.method_options:
+        check("defaults.method_options", "method", m)
     if suite.defaults.ablation_method:
         check("defaults.ablation_method", "method", suite.defaults.ablation_method)
     for task in suite.tasks:

@@ -1,0 +1,50 @@
+"""--dry-run: the plan of the paper suites lists what is missing; storage from widths × rows."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from fusion_aft.bench.plan import make_plan
+from fusion_aft.bench.suite import load_suite
+from fusion_aft.cli import main
+
+
+def test_paper_suites_plan_lists_missing_pieces():
+    for name in ("paper-vision", "paper-nlp", "paper-multimodal"):
+        plan = make_plan(load_suite(name))
+        text = "\n".join(plan.missing)
+        if not torch.cuda.is_available():
+            assert "no CUDA GPU" in text
+        assert "teacher" in text  # hub teachers are not available offline
+        assert plan.n_cells > 0 and plan.seconds("gpu") > 0
+    vision = make_plan(load_suite("paper-vision"))
+    assert any("cifar10" in m for m in vision.missing)
+    # 6 datasets × 3 students; each: 5 methods × 7 β tuning cells
+    assert len(vision.tasks) == 18 and all(t.n_tune_cells == 35 for t in vision.tasks)
+
+
+def test_offline_plan_storage_is_rows_times_width_in_fp16():
+    plan = make_plan(load_suite("offline"))
+    fm = next(t for t in plan.tasks if t.dataset == "fashion_mnist")
+    lite0 = next(b for b in fm.banks if b["teacher"].startswith("efficientnet-lite0"))
+    rows = fm.n_train_rows + fm.n_test_rows
+    assert lite0["width"] == 1280 and lite0["bytes"] == rows * 1280 * 2
+
+
+def test_dry_run_cli_json(capsys):
+    assert main(["bench", "paper-nlp", "--dry-run", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["suite"] == "paper-nlp" and out["cells"] > 0 and out["missing"]
+
+
+def test_bench_cli_errors_are_one_line(capsys, tmp_path):
+    assert main(["bench", "offlin", "--dry-run"]) == 2
+    assert "close matches: offline" in capsys.readouterr().err
+    bad = tmp_path / "s.toml"
+    bad.write_text(
+        'name = "s"\n[[tasks]]\nname = "a"\ndataset = "emoji"\nstudent = "mlp"\nteachers = ["x"]\nbogus = 1\n'
+    )
+    assert main(["bench", str(bad), "--dry-run"]) == 2
+    assert "unknown key 'tasks.0.bogus'" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+"""The runner end to end on a micro suite: results, report, resume-by-skip, the probe on a real bank."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fusion_aft.bench.runner import run_suite
+from fusion_aft.bench.suite import parse_suite
+
+pytestmark = pytest.mark.xdist_group("bench_runner")
+
+MICRO = {
+    "name": "micro",
+    "defaults": {
+        "methods": ["none", "aft", "probe"],
+        "seeds": [0, 1],
+        "steps": 3,
+        "batch_size": 16,
+        "holdout": 0.25,
+        "beta": {"aft": [1.0, 10.0]},
+    },
+    "tasks": [
+        {
+            "name": "rt",
+            "dataset": "rotten_tomatoes",
+            "dataset_options": {"train_size": 160, "test_size": 80},
+            "labels": 60,
+            "unlabelled": 40,
+            "student": "text_bow",
+            "teachers": ["glove-6b-50d", "paraphrase-minilm-l3-v2"],
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    results = run_suite(parse_suite(MICRO), out, progress=False)
+    return out, results
+
+
+def test_first_run_writes_every_cell_and_the_report(first_run):
+    out, results = first_run
+    # 2 tuning cells (aft × 2 β) + STL 2 seeds + AFT 3 subsets × 2 seeds + probe 3 subsets
+    assert results["cells_run"] == 2 + 2 + 6 + 3 and results["cells_reused"] == 0
+    assert len(list((out / "cells").glob("*.json"))) == 13
+    for name in ("results.json", "results.csv", "report.md", "normalised_error.png", "ablation.png"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["tuning"]["rt"]["aft"]["chosen"] in (1.0, 10.0)
+    runs = [c for c in saved["cells"] if c["kind"] == "run"]
+    aft = [c for c in runs if c["method"] == "aft"]
+    assert {c["beta"] for c in aft} == {saved["tuning"]["rt"]["aft"]["chosen"]}
+    full = [c for c in aft if len(c["teachers"]) == 2]
+    assert all(abs(sum(c["mu_share"].values()) - 1.0) < 1e-5 for c in full)
+    assert all(
+        c["n_labelled"] == 60 and c["n_unlabelled"] == 40 and c["n_scored"] == 80
+        for c in runs
+        if c["method"] != "probe"
+    )
+    tune = [c for c in saved["cells"] if c["kind"] == "tune"]
+    assert all(c["scored_on"] == "holdout" and c["n_scored"] == 15 and c["n_labelled"] == 45 for c in tune)
+    report = (out / "report.md").read_text()
+    assert "## Summary" in report and "| AFT |" in report and "Teacher ablation" in report
+    csv_rows = (out / "results.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 13
+
+
+def test_rerun_skips_finished_cells_and_reruns_only_missing_ones(first_run):
+    out, first = first_run
+    shutil.rmtree(out / "runs")  # training writes run folders; a skipped cell must not
+    again = run_suite(parse_suite(MICRO), out, progress=False)
+    assert again["cells_run"] == 0 and again["cells_reused"] == 13
+    assert not (out / "runs").exists()
+    acc = {c["key"]: c["accuracy"] for c in first["cells"]}
+    assert {c["key"]: c["accuracy"] for c in again["cells"]} == acc
+
+    victim = next((out / "cells").glob("run-rt-aft-glove-6b-50d-s1.json"))
+    victim.unlink()
+    third = run_suite(parse_suite(MICRO), out, progress=False)
+    assert third["cells_run"] == 1 and third["cells_reused"] == 12
+    assert victim.is_file() and (out / "runs" / victim.stem).is_dir()
+    # training is deterministic on CPU: the rerun cell reproduces its accuracy
+    assert {c["key"]: c["accuracy"] for c in third["cells"]} == acc
+
+
+def test_changed_settings_invalidate_cells(first_run, tmp_path):
+    out, _ = first_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "cells", copy / "cells")
+    changed = json.loads(json.dumps(MICRO))
+    changed["defaults"]["steps"] = 4
+    changed["defaults"]["methods"] = ["none", "probe"]
+    res = run_suite(parse_suite(changed), copy, progress=False)
+    # STL cells trained again (steps changed); the probe does not depend on steps but is keyed by
+    # every task setting, so it reruns too (it is cheap)
+    assert res["cells_run"] == 2 + 3 and res["cells_reused"] == 0
+
+
+def test_linear_probe_on_a_real_bank_matches_sklearn_and_slices_by_teacher(first_run):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import fusion_aft
+    from fusion_aft.bench.probe import linear_probe, probe_features
+
+    ds = fusion_aft.datasets.load("rotten_tomatoes", train_size=160, test_size=80)
+    train, test = ds.split("train"), ds.split("test")
+    joint = fusion_aft.extract(["glove-6b-50d", "paraphrase-minilm-l3-v2"], ds, "train", progress=False)
+    glove = fusion_aft.extract(["glove-6b-50d"], ds, "train", progress=False)
+    ids = train.ids[:50]
+    assert np.array_equal(probe_features(joint, ids, ["glove-6b-50d"]), glove.rows(ids))
+    assert probe_features(joint, ids).shape == (50, 50 + 384)
+
+    jt = fusion_aft.extract(["glove-6b-50d", "paraphrase-minilm-l3-v2"], ds, "test", progress=False)
+    xtr, xte = probe_features(joint, train.ids), probe_features(jt, test.ids)
+    got = linear_probe(xtr, train.labels, xte, test.labels, c=0.5)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000)).fit(xtr, train.labels)
+    assert got["accuracy"] == pytest.approx(float((ref.predict(xte) == np.array(test.labels)).mean()))
+    assert got["accuracy"] > 0.5  # real sentence features carry polarity
+    cells = json.loads((first_run[0] / "results.json").read_text())["cells"]
+    full_probe = [c for c in cells if c["method"] == "probe" and len(c["teachers"]) == 2]
+    assert len(full_probe) == 1 and 0.0 <= full_probe[0]["accuracy"] <= 1.0

@@ -74,3 +74,15 @@ def test_timm_round_trip(tmp_path):
     assert loaded.config()["pretrained"] is False
     assert torch.equal(loaded(x)[0], s(x)[0])
     assert torch.equal(_batch(loaded), x)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "dim"), [("vit_small_patch16_224", 384), ("mixer_b16_224", 768), ("resnet50", 2048)]
+)
+def test_paper_students_build_and_run(model_name, dim):
+    """The paper's vision students (random weights here; pretrained ones come from the hub)."""
+    s = create("timm", 10, model_name=model_name, pretrained=False).eval()
+    assert s.feature_dim == dim and s.data_config["input_size"] == [3, 224, 224]
+    with torch.no_grad():
+        logits, feats = s(_batch(s, n=1))
+    assert logits.shape == (1, 10) and feats.shape == (1, dim)

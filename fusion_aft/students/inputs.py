@@ -29,7 +29,8 @@ def to_pil(value: Any, where: str = "input"):
     if isinstance(value, (str, Path)):
         path = Path(value)
         if not path.is_file():
-            raise UserInputError(f"image file '{path}' does not exist; pass the path of a PNG or JPEG file")
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise UserInputError(f"image file '{path}' {what}; pass the path of a PNG or JPEG file")
         try:
             with Image.open(path) as img:
                 img.load()

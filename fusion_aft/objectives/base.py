@@ -7,9 +7,12 @@ cross-entropy) and ``metrics`` maps names to detached scalar tensors (no host sy
 Its own parameters form a separate optimiser group with their own default learning rate.
 
 Subclasses implement :meth:`Objective.compute`; :meth:`Objective.forward` first checks the
-inputs (widths, batch size, finiteness), detaches the teacher features, casts both to a float
+inputs (shapes, widths, batch size), detaches the teacher features, casts both to a float
 dtype of at least 32 bits and switches autocast off, so kernels are never computed in half
-precision.
+precision. NaN/Inf inputs are caught without scanning them every step: every built-in loss
+propagates a non-finite input into a non-finite value, so only the scalar loss is checked and
+the inputs are inspected only when it is not finite (to name the culprit). On accelerators the
+check is ``torch._assert_async`` on the device (no host synchronisation).
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ class Objective(nn.Module):
     needs_pairs: bool = False
     #: True when the objective uses teacher features at all (``none`` does not)
     uses_teachers: bool = True
-    #: check inputs for NaN/Inf (on CUDA without a host synchronisation)
+    #: check for NaN/Inf inputs (on CUDA without a host synchronisation)
     check_finite: bool = True
+    #: ``"loss"``: check the scalar loss and diagnose the inputs only if it is not finite (valid
+    #: when a non-finite input always makes the loss non-finite); ``"inputs"``: scan the inputs
+    finite_check: str = "loss"
 
     def __init__(self, student_dim: int, teacher_dims: Mapping[str, int]) -> None:
         super().__init__()
@@ -120,7 +126,26 @@ class Objective(nn.Module):
         """Check the inputs and return ``(loss, metrics)`` from :meth:`compute`."""
         student, teacher = self.prepare_inputs(student_features, teacher_features)
         with _autocast_off(student.device.type):
-            return self.compute(student, teacher)
+            loss, metrics = self.compute(student, teacher)
+        if self.check_finite and self.finite_check == "loss":
+            self._check_loss(loss, student, teacher)
+        return loss, metrics
+
+    def _check_loss(self, loss: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor | None) -> None:
+        where = f"objective '{self.name}'"
+        if loss.device.type != "cpu":
+            message = (f"{where}: the loss is not finite: the student or teacher features contain NaN or "
+                       "Inf values (or overflow float32)")
+            torch._assert_async(torch.isfinite(loss), message)
+            return
+        if bool(torch.isfinite(loss)):
+            return
+        check_finite(student, "student features", where, "the student diverged: lower the learning rate or β")
+        if teacher is not None:
+            check_finite(teacher, "teacher features", where,
+                         "re-extract the bank (fp16 overflow?) or drop the bad rows")
+        raise UserInputError(f"{where}: the loss is not finite although the features are; their values are "
+                             "too large for the computation: rescale the features")
 
     def compute(
         self, student: torch.Tensor, teacher: torch.Tensor | None
@@ -165,7 +190,7 @@ class Objective(nn.Module):
                 )
             if teacher.device != student.device or teacher.dtype != dtype:
                 teacher = teacher.to(device=student.device, dtype=dtype)
-        if self.check_finite:
+        if self.check_finite and self.finite_check == "inputs":
             check_finite(student, "student features", where,
                          "the student diverged: lower the learning rate or β")
             if teacher is not None:

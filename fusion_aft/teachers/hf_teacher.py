@@ -169,7 +169,7 @@ class TransformersTeacher(Teacher):
 
 
 def _is_decoder_only(model: torch.nn.Module) -> bool:
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     config = model.config
     if getattr(config, "is_decoder", False):

@@ -94,7 +94,10 @@ def build_optimizer(cfg: TrainConfig, student: nn.Module, objective: Any) -> tor
         if cfg.objective_lr is not None:
             group["lr"] = cfg.objective_lr
         groups.append(group)
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for g in groups for p in g["params"]]
+    # the fused kernel is several times faster (also on CPU) and just as deterministic
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def streams_for(cfg: TrainConfig, n_labelled: int, n_unlabelled: int, needs_pairs: bool) -> list[Stream]:

@@ -54,29 +54,23 @@ def teacher_entry(ref: str) -> dict[str, Any]:
 
 
 def bank_entries(bank: Any) -> list[dict[str, Any]]:
-    """Folder and fingerprint of each teacher bank behind a joint bank (as far as it tells)."""
+    """Folder, rows and fingerprints (teacher, weights, dataset) of each teacher bank of a joint bank."""
     if bank is None:
         return []
+    fingerprints = _call(bank, "fingerprints") or {}
     out = []
-    parts = getattr(bank, "banks", None)
-    if isinstance(parts, dict):
-        parts = list(parts.items())
-    elif isinstance(parts, list | tuple):
-        parts = [(getattr(b, "teacher", None) or getattr(b, "name", None), b) for b in parts]
-    for teacher, part in parts or []:
+    for part in getattr(bank, "banks", []):
+        ref = getattr(part, "ref", None)
         manifest = getattr(part, "manifest", None)
+        shape = getattr(manifest, "shape", None)
         out.append(
             {
-                "teacher": teacher,
-                "folder": str(getattr(part, "folder", None) or getattr(part, "path", "")),
-                "fingerprint": _call(part, "fingerprint")
-                or (manifest.get("fingerprint") if isinstance(manifest, dict) else None),
-                "rows": len(part) if hasattr(part, "__len__") else None,
+                "teacher": ref,
+                "folder": str(getattr(part, "folder", "")),
+                "rows": int(shape[0]) if shape else None,
+                "split": getattr(getattr(manifest, "dataset", None), "split", None),
+                "fingerprints": fingerprints.get(ref),
             }
-        )
-    if not out:
-        out.append(
-            {"teachers": list(getattr(bank, "dims", {}) or {}), "folder": str(getattr(bank, "folder", ""))}
         )
     return out
 

@@ -153,7 +153,19 @@ class AFTRBF(AFT):
     """AFT with the RBF kernel ``exp(−‖a_i − a_j‖²)`` on the centred, row-normalised features.
 
     Ablation of Qiu et al. 2024 (reference code, kernel ``rbf``); otherwise identical to
-    :class:`AFT` (same options, ``kernel`` defaults to ``"rbf"``).
+    :class:`AFT`. The RBF kernel of two normalised rows is ``exp(−(2 − 2 cos))`` up to ε, so it
+    emphasises near neighbours more than the linear kernel does.
+
+    Args:
+        student_dim, teacher_dims: as for :class:`AFT`.
+        kernel: defaults to ``"rbf"``; every other :class:`AFT` option is accepted too.
+
+    Inputs:
+        +---------------------------+------------------------------+-------------------------+
+        | student_features          | teacher_features             | returns                 |
+        +===========================+==============================+=========================+
+        | float ``[B, dφ]``, B >= 2 | float ``[B, dψ]`` (detached) | ``(d_k, {"dk", ...})``  |
+        +---------------------------+------------------------------+-------------------------+
 
     Example::
 
@@ -172,8 +184,20 @@ class AFTDense(AFT):
 
     Ablation of Qiu et al. 2024 (reference code, dense "scales"): no sigmoid, so ``S`` can mix
     and rotate teacher features, which makes the regulariser weaker than the diagonal μ.
-    ``.mu`` reports the L2 norm of each row of ``S``. Otherwise identical to :class:`AFT`
-    (``mu`` defaults to ``"dense"``).
+    ``.mu`` reports the L2 norm of each row of ``S``. Otherwise identical to :class:`AFT`.
+    ``S`` has ``dψ²`` entries and costs ``O(B dψ²)`` per step: mind wide teacher banks.
+
+    Args:
+        student_dim, teacher_dims: as for :class:`AFT`.
+        mu: defaults to ``"dense"``; every other :class:`AFT` option is accepted too (with
+            ``compose="product"`` the columns of ``Ψ S`` are split by the teachers' widths).
+
+    Inputs:
+        +---------------------------+------------------------------+-------------------------+
+        | student_features          | teacher_features             | returns                 |
+        +===========================+==============================+=========================+
+        | float ``[B, dφ]``, B >= 2 | float ``[B, dψ]`` (detached) | ``(d_k, {"dk", ...})``  |
+        +---------------------------+------------------------------+-------------------------+
 
     Example::
 

@@ -16,7 +16,10 @@ def subsample(indices: np.ndarray, labels: np.ndarray, size: int | None, seed: i
     """``size`` of ``indices`` chosen stratified by ``labels[indices]`` (all when ``size`` is None)."""
     if size is None:
         return indices
-    size = int(size)
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{what} must be a whole number, got {size!r}") from None
     if not 0 < size <= len(indices):
         raise UserInputError(f"{what} must be between 1 and {len(indices)}, got {size}")
     return indices[stratified_choice(labels[indices], size, seed)]

@@ -9,7 +9,8 @@ Common options:
 
 Tables (``csv``/``jsonl``) take ``text_column`` (default ``text``), ``label_column`` (default
 ``label``), ``id_column`` (default none: ids are ``row-N``, N the data row, 0-based) and
-``image_column`` (a path relative to the file, for image or image–text rows). Bad rows (empty
+``image_column`` (a path relative to the file, for image or image–text rows). Rows of a
+``test_path`` file get default ids ``test-row-N``. Bad rows (empty
 text, missing label, duplicate id, unreadable image) are reported with their id.
 """
 
@@ -194,7 +195,7 @@ class _Table:
     """Parsed rows of one table file: ids, texts, image paths, raw labels."""
 
     def __init__(self, path: Path, kind: str, text_column: str | None, label_column: str,
-                 id_column: str | None, image_column: str | None) -> None:  # fmt: skip
+                 id_column: str | None, image_column: str | None, prefix: str = "") -> None:  # fmt: skip
         rows = _read_table(path, kind)
         if not rows:
             raise UserInputError(f"dataset '{kind}': {path} has no rows")
@@ -204,7 +205,16 @@ class _Table:
                 raise UserInputError(
                     f"dataset '{kind}': column '{col}' is not in {path}; its columns are {sorted(columns)}"
                 )
-        self.ids = [str(r[id_column]).strip() if id_column else f"row-{n}" for n, r in enumerate(rows)]
+        self.ids = [
+            str(r[id_column]).strip() if id_column else f"{prefix}row-{n}" for n, r in enumerate(rows)
+        ]
+        seen: set[str] = set()
+        for sample_id in self.ids:
+            if sample_id in seen:
+                raise UserInputError(
+                    f"dataset '{kind}': duplicate id '{sample_id}' in {path}; ids must be unique"
+                )
+            seen.add(sample_id)
         self.raw_labels = [r.get(label_column) for r in rows]
         for sample_id, raw in zip(self.ids, self.raw_labels, strict=True):
             if raw is None or str(raw).strip() == "":
@@ -288,7 +298,7 @@ def _table_dataset(
     raws = list(table.raw_labels)
     if test_path is not None:
         test_file = _path(test_path, "test_path", kind)
-        test_table = _Table(test_file, kind, text_column, label_column, id_column, image_column)
+        test_table = _Table(test_file, kind, text_column, label_column, id_column, image_column, "test-")
         raws += test_table.raw_labels
     names, mapping = _label_map(raws, classes)
     labels = _labels(table, mapping, kind, main)

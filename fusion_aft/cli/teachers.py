@@ -118,7 +118,8 @@ def add(
     """Validate a card and add it to the user's registry; a taken name is refused."""
     from fusion_aft import paths, teachers
 
-    _use_registry(registry)
+    if registry is not None and registry.is_dir():
+        _use_registry(registry)
     card = teachers.add_card(card_file, registry_dir=registry)
     folder = registry if registry is not None else paths.user_registry_dir()
     console.print(

@@ -133,7 +133,9 @@ def add_card(path: str | Path, registry_dir: str | Path | None = None) -> Teache
             f"({CARDS.get(card.name).source}); "
             "choose another name"
         )
-    folder = Path(registry_dir).expanduser() if registry_dir is not None else paths.user_registry_dir()
+    folder = (
+        (Path(registry_dir) if registry_dir is not None else paths.user_registry_dir()).expanduser().resolve()
+    )
     target = folder / f"{card.name}.toml"
     if target.exists():
         raise DuplicateNameError(f"teacher card {path}: {target} already exists; choose another name")

@@ -73,8 +73,21 @@ class Teacher(ABC):
         return state_dict_digest(self.module_for_digest())
 
     def module_for_digest(self) -> Any:
-        """The module (or tensor dict) whose weights identify this teacher."""
-        raise NotImplementedError
+        """The module (or tensor dict) whose weights identify this teacher.
+
+        Default: the ``model`` attribute when it is a module; otherwise the teacher is code only
+        and its class source identifies it.
+        """
+        model = getattr(self, "model", None)
+        if isinstance(model, torch.nn.Module):
+            return model
+        import inspect
+
+        try:
+            source = inspect.getsource(type(self))
+        except (OSError, TypeError):
+            source = type(self).__qualname__
+        return {"source": torch.frombuffer(bytearray(source.encode()), dtype=torch.uint8)}
 
 
 def as_record(value: Any, index: int = 0) -> Record:

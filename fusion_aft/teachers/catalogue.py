@@ -104,6 +104,9 @@ def load_folder(folder: str | Path, strict: bool = False) -> list[str]:
             log.warning("%s", exc)
             _state["broken"][path.stem] = exc
             continue
+        existing = CARDS._entries.get(card.name)
+        if existing is not None and existing.source == card.source:
+            continue  # the same file, added earlier (``add_card``)
         Registry.register(CARDS, card.name, card)
         added.append(card.name)
     return added

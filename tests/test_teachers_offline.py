@@ -13,6 +13,8 @@ from PIL import Image
 from fusion_aft import teachers
 from fusion_aft.teachers import weights as W
 from fusion_aft.teachers._util import load_tensors
+from fusion_aft.teachers.base import as_record
+from fusion_aft.teachers.glove_teacher import tokenize
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,10 @@ def test_all_minilm_l6_equals_sentence_transformers_encode() -> None:
     got = t.encode(texts)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.norm(dim=1), torch.ones(4), atol=1e-5, rtol=1e-5)
+    # usable next to a trainable model (not an inference-mode tensor)
+    w = torch.ones(4, 384, requires_grad=True)
+    (w * got).sum().backward()
+    torch.testing.assert_close(w.grad, got)
 
 
 def test_minilm_nearest_neighbours_are_sensible() -> None:
@@ -153,6 +159,17 @@ def test_glove_nearest_neighbours_and_averaging() -> None:
     want = torch.stack([t.word_vector(w) for w in ("the", "king", "!")]).mean(0)
     torch.testing.assert_close(out[0], want)
     torch.testing.assert_close(out[1], torch.zeros(50))
+    assert tokenize("It's well-known they don't stop!") == [
+        "It",
+        "'s",
+        "well-known",
+        "they",
+        "do",
+        "n't",
+        "stop",
+        "!",
+    ]
+    assert t.prepare(as_record("Don't")) == [t.vocab["do"], t.vocab["n't"]]
 
 
 @pytest.mark.parametrize(

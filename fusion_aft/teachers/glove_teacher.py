@@ -25,11 +25,15 @@ from fusion_aft.teachers.st_teacher import text_of
 
 __all__ = ["GloveTeacher", "tokenize"]
 
-_TOKEN = re.compile(r"[\w]+(?:[-'][\w]+)*|[^\w\s]")
+_TOKEN = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-.]\w+)*|[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Word and punctuation tokens (``"don't stop!"`` -> ``["don't", "stop", "!"]``)."""
+    """Treebank-style tokens, as GloVe's vocabulary has them.
+
+    ``"It's well-known they don't stop!"`` -> ``["It", "'s", "well-known", "they", "do", "n't",
+    "stop", "!"]``.
+    """
     return _TOKEN.findall(text)
 
 
@@ -64,7 +68,7 @@ class GloveTeacher(Teacher):
 
     def prepare(self, record: Record) -> list[int]:
         text = text_of(record, self.spec)
-        if self.spec.preprocessing.lowercase is not False:
+        if self.spec.preprocessing.lowercase is None:  # GloVe 6B is uncased; text_of handles True
             text = text.lower()
         return [self.vocab[t] for t in tokenize(text) if t in self.vocab]
 

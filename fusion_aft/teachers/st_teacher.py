@@ -89,7 +89,8 @@ class SentenceTransformerTeacher(Teacher):
             show_progress_bar=False,
             device=str(self.device),
         )
-        return out.float().to(self.device)
+        # encode() runs under inference_mode; clone into a normal tensor usable with autograd
+        return out.float().to(self.device).clone()
 
     def weights_digest(self) -> str:
         return W.digest(self.spec)

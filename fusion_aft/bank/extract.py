@@ -72,13 +72,13 @@ def _resolve_data(dataset: Any, split: Any, dataset_options: dict[str, Any] | No
     from fusion_aft.data import Dataset, load
     from fusion_aft.data.records import Split
 
+    if isinstance(split, Split):  # the dataset only names the bank folder
+        name = dataset.name if isinstance(dataset, Dataset) else str(dataset or "custom")
+        return name, split
     if isinstance(dataset, str):
         dataset = load(dataset, **(dataset_options or {}))
     elif dataset_options:
         raise UserInputError("dataset_options apply only when the dataset is given by name")
-    if isinstance(split, Split):
-        name = dataset.name if isinstance(dataset, Dataset) else str(dataset or "custom")
-        return name, split
     if not isinstance(dataset, Dataset):
         raise UserInputError(f"dataset must be a name or a Dataset, got {type(dataset).__name__}")
     return dataset.name, dataset.split(split)
@@ -398,7 +398,8 @@ def _run(
                     f"teacher '{ref}' returned features of shape {list(values.shape)}; "
                     f"its card says width {width}"
                 )
-            stored = values.astype(np_dtype)
+            with np.errstate(over="ignore"):
+                stored = values.astype(np_dtype)
             bad = ~np.isfinite(stored).all(axis=1)
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])

@@ -94,7 +94,8 @@ def file_sha256(path: Path) -> str:
 def _npy_header_size(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        fmt = np.lib.format
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _fortran, dtype = reader(f)
         return f.tell(), tuple(shape), np.dtype(dtype)
 

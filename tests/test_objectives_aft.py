@@ -15,6 +15,7 @@ from fusion_aft.objectives.kernels import (
     kernel_distance,
     kernel_from_gram,
     linear_kernel_distance,
+    product_gram,
 )
 from fusion_aft.objectives.reference import ReferenceAFT, reference_aft_distance
 
@@ -316,3 +317,15 @@ def test_half_precision_teacher_bank_and_autocast():
         half, _ = obj(phi.bfloat16(), psi.half())
     assert half.dtype == torch.float32
     assert float(half) == pytest.approx(float(full), abs=2e-2)
+
+
+def test_product_kernel_is_accurate_in_float32_with_large_feature_means():
+    """Teacher features with large means (e.g. after ReLU) must not lose the kernel to cancellation."""
+    gen = torch.Generator().manual_seed(0)
+    psi = torch.randn(64, 40, generator=gen) * 0.05 + 50
+    a, b = psi[:, :24], psi[:, 24:]
+    z = torch.einsum("bi,bj->bij", a.double(), b.double()).reshape(64, -1)
+    exact = kernel_from_gram(centred_gram(z))
+    ours = kernel_from_gram(product_gram([a, b]))
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours.double(), exact, atol=1e-5, rtol=0)

@@ -82,7 +82,7 @@ class BTuning(Objective):
             raise UserInputError("objective 'btune': fit() needs student_features (the student's features at "
                                  "initialisation on the same rows)")
         psi = torch.as_tensor(teacher_features)
-        phi = torch.as_tensor(student_features)
+        phi = torch.as_tensor(student_features).to(psi.device)
         y = torch.as_tensor(labels).to(device=psi.device, dtype=torch.long).reshape(-1)
         if psi.ndim != 2 or psi.shape[1] != self.teacher_dim:
             raise UserInputError(f"objective 'btune': teacher features must be [N, {self.teacher_dim}], "
@@ -105,7 +105,7 @@ class BTuning(Objective):
             scores.append(res.evidence)
             blocks.append(res.weights)
             log.info("btune: LogME of %s = %.4f", name, res.evidence)
-        student_res = logme(phi.to(psi.device)[labelled.to(phi.device)], y_lab.to(phi.device), c)
+        student_res = logme(phi[labelled], y_lab, c)
         scores_t = torch.tensor(scores, dtype=torch.float64)
         w = torch.softmax(scores_t / self.temperature, dim=0)
         widths = torch.tensor(list(self.teacher_dims.values()))

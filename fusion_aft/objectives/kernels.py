@@ -48,17 +48,28 @@ def double_centre(g: torch.Tensor) -> torch.Tensor:
     return g - g.mean(dim=0, keepdim=True) - g.mean(dim=1, keepdim=True) + g.mean()
 
 
+def _uncentred_gram_f64(block: torch.Tensor) -> torch.Tensor:
+    """``A Aᵀ`` in float64, assembled from centred parts so that large column means cost no
+    precision: with ``A = 1āᵀ + Ã``, ``A Aᵀ = ÃÃᵀ + u1ᵀ + 1uᵀ + ‖ā‖²`` where ``u = Ã ā``."""
+    mean = block.mean(dim=0)
+    c = block - mean
+    u = (c @ mean).double()
+    return gram(c).double() + u.unsqueeze(1) + u.unsqueeze(0) + (mean @ mean).double()
+
+
 def product_gram(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
     """Centred Gram of the flattened row-wise outer products of ``blocks`` (never built).
 
     ``vec(a_i ⊗ b_i) · vec(a_j ⊗ b_j) = (a_i·a_j)(b_i·b_j)``, so the Gram of the outer-product
     features is the Hadamard product of the blocks' (uncentred) Grams; centring the columns of
-    the outer-product features is then the double-centring of that Gram.
+    the outer-product features is then the double-centring of that Gram. The matmuls run in
+    the blocks' dtype on centred rows; the ``B×B`` Hadamard products and the double-centring,
+    which cancel the large uncentred terms, run in float64.
     """
-    g = gram(blocks[0])
+    g = _uncentred_gram_f64(blocks[0])
     for block in blocks[1:]:
-        g = g * gram(block)
-    return double_centre(g)
+        g = g * _uncentred_gram_f64(block)
+    return double_centre(g).to(blocks[0].dtype)
 
 
 def _safe_sqrt_diag(g: torch.Tensor) -> torch.Tensor:

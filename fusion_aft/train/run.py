@@ -225,7 +225,11 @@ def _train(
         callbacks=callbacks,
     )
     sweep = None
-    if cfg.beta == "auto":
+    if not uses_teachers:
+        if cfg.beta == "auto":
+            log.info("method '%s' has no regulariser: β has no effect, so no sweep is run", cfg.method)
+        beta = 0.0
+    elif cfg.beta == "auto":
         fit_part, hold = holdout(labelled, cfg.holdout_fraction, seed=cfg.seed)
         sweep = run_sweep(replace(spec, labelled=fit_part), cfg.beta_grid, hold, run_dir, cfg.resume)
         for cb in callbacks:
@@ -233,7 +237,7 @@ def _train(
         beta = float(sweep["best_beta"])
     else:
         beta = float(cfg.beta)
-    out = fit(replace(spec, beta=beta, label=f"train β={beta:g}"))
+    out = fit(replace(spec, beta=beta, label=f"train β={beta:g}" if uses_teachers else "train"))
     test_split = dataset.split("test")
     test_acc = evaluate(out.student, test_split, cfg, device)
     MetricsLog(run_dir / "metrics.jsonl", fresh=False).write(

@@ -251,3 +251,22 @@ def test_none_is_zero_without_teachers():
     loss, metrics = obj(torch.randn(3, 4))
     assert float(loss) == 0.0 and metrics == {} and obj.uses_teachers is False
     assert obj.param_groups(1e-3) == []
+
+
+@pytest.mark.parametrize("name", ["aft", "aft_dense", "aft_no_kernel", "kkd", "kd", "ft", "btune"])
+def test_state_survives_a_safetensors_round_trip(name, tmp_path):
+    from safetensors.torch import load_model, save_model
+
+    gen = torch.Generator().manual_seed(2)
+    obj = create(name, 3, {"a": 4, "b": 2}, **({"max_epochs": 2} if name == "ft" else {}))
+    if obj.needs_fit:
+        obj.fit(torch.randn(40, 6, generator=gen), torch.randint(0, 3, (40,), generator=gen),
+                torch.randn(40, 3, generator=gen))
+    with torch.no_grad():
+        for p in obj.parameters():
+            p.add_(torch.randn(p.shape, generator=gen))
+    save_model(obj, str(tmp_path / "objective.safetensors"))
+    clone = from_config(obj.config())
+    load_model(clone, str(tmp_path / "objective.safetensors"), strict=True)
+    x, t = torch.randn(5, 3, generator=gen), torch.randn(5, 6, generator=gen)
+    assert float(clone(x, t)[0]) == float(obj(x, t)[0])

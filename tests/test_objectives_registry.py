@@ -67,3 +67,16 @@ def test_every_objective_is_documented_and_rebuildable(name):
     rebuilt = fusion_aft.objectives.from_config(obj.config())
     assert type(rebuilt) is cls and rebuilt.config() == obj.config()
     assert set(rebuilt.state_dict()) == set(obj.state_dict())
+
+
+def _example(doc: str) -> str:
+    lines = doc.split("Example::", 1)[1].splitlines()[1:]
+    block = [line for line in lines if line.strip()]
+    indent = min(len(line) - len(line.lstrip()) for line in block)
+    return "\n".join(line[indent:] for line in lines).strip()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstring_examples_run(name):
+    code = _example(fusion_aft.objectives.get(name).__doc__)
+    exec(compile(code, f"<{name} example>", "exec"), {"torch": torch, "fusion_aft": fusion_aft})

@@ -70,6 +70,9 @@ def test_timm_teacher_equals_timm_pre_logits() -> None:
     # batch-size independent
     one_by_one = torch.cat([teacher.encode([i]) for i in imgs])
     torch.testing.assert_close(one_by_one, feats, atol=1e-5, rtol=1e-5)
+    # weights passed in by the caller are digested tensor by tensor
+    other = TimmTeacher(c, model=timm.create_model("test_efficientnet", pretrained=False))
+    assert teacher.weights_digest() == TimmTeacher(c, model=model).weights_digest() != other.weights_digest()
 
 
 def tiny_clip(tmp_path: Path) -> str:

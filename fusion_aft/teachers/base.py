@@ -66,8 +66,16 @@ class Teacher(ABC):
         records = [as_record(x, i) for i, x in enumerate(inputs)]
         return self.forward_batch(self.collate([self.prepare(r) for r in records]))
 
+    #: True when the weights were read from the card's weight files (not passed in by a caller):
+    #: then the digest hashes those files (cached), which is cheaper than hashing tensors.
+    card_weights: bool = False
+
     def weights_digest(self) -> str:
         """A stable digest of the weights, recorded in bank manifests (override if cheaper)."""
+        if self.card_weights:
+            from fusion_aft.teachers.weights import digest
+
+            return digest(self.spec)
         from fusion_aft.teachers.digest import state_dict_digest
 
         return state_dict_digest(self.module_for_digest())

@@ -55,6 +55,7 @@ class OpenClipTeacher(Teacher):
         self.spec = card
         self.towers = towers
         self.device = torch.device(device)
+        self.card_weights = model is None
         if model is None:
             model = self._build(card)
         self.model = freeze(model, self.device, card.dtype)
@@ -119,11 +120,3 @@ class OpenClipTeacher(Teacher):
             if "text" in batch:
                 parts.append(self.model.encode_text(batch["text"].to(self.device)).float())
         return torch.cat(parts, dim=1)
-
-    def weights_digest(self) -> str:
-        if self.spec.weights.source == "hub":
-            return W.digest(self.spec)
-        return super().weights_digest()
-
-    def module_for_digest(self) -> Any:
-        return self.model

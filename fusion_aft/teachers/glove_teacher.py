@@ -64,13 +64,16 @@ class GloveTeacher(Teacher):
             )
         self.vocab = {w: i for i, w in enumerate(words)}
         self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(self.device)
-        self._files = [emb_files[0], idx_files[0]]
+        self.card_weights = True
 
     def prepare(self, record: Record) -> list[int]:
         text = text_of(record, self.spec)
         if self.spec.preprocessing.lowercase is None:  # GloVe 6B is uncased; text_of handles True
             text = text.lower()
         return [self.vocab[t] for t in tokenize(text) if t in self.vocab]
+
+    def module_for_digest(self) -> Any:
+        return {"vectors": self.vectors}
 
     def collate(self, items: Any) -> list[list[int]]:
         return [list(i) for i in items]
@@ -85,9 +88,3 @@ class GloveTeacher(Teacher):
     def word_vector(self, word: str) -> torch.Tensor:
         """The vector of one vocabulary word (KeyError if unknown)."""
         return self.vectors[self.vocab[word]]
-
-    def weights_digest(self) -> str:
-        return W.digest(self.spec)
-
-    def module_for_digest(self) -> Any:
-        return {"vectors": self.vectors}

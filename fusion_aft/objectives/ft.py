@@ -140,6 +140,8 @@ class FactorTransfer(Objective):
 
     needs_fit = True
     param_lr = None
+    #: ReLU networks can map ±Inf to finite values, so the inputs themselves are scanned
+    finite_check = "inputs"
 
     def __init__(self, student_dim: int, teacher_dims: Mapping[str, int], *, lr: float = 3e-4,
                  batch_size: int = 1024, max_epochs: int = 100, patience: int = 5, val_fraction: float = 0.1,

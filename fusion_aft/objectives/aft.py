@@ -29,7 +29,7 @@ class AFT(Objective):
     r"""Adaptive Feature Transfer: match the student's kernel to a learned weighting of the teachers'.
 
     Qiu et al., "Transferring Knowledge from Large Foundation Models to Small Downstream Models",
-    ICML 2024, §3 (eq. 5–7). For a batch of ``B`` examples with student features ``Φ`` and
+    ICML 2024, §3 (the method). For a batch of ``B`` examples with student features ``Φ`` and
     concatenated teacher features ``Ψ``:
 
     1. ``Ψ̃ = Ψ diag(μ)``, ``μ = sigmoid(s)``, ``s`` zeros-initialised and learned;

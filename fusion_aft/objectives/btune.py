@@ -21,14 +21,14 @@ class BTuning(Objective):
     r"""B-Tuning: ``R = mean_{b,c}(Φ m_Φᵀ − Σ_k w_k ψ_k m_kᵀ)²_{bc}``.
 
     You, Liu, Wang, Jordan, Long, "Ranking and Tuning Pre-trained Models: A New Paradigm for
-    Exploiting Model Hubs", JMLR 2022, §5 (baseline "B-Tuning" in Qiu et al. 2024, §5). Before
-    training, :meth:`fit` runs :func:`~fusion_aft.objectives.logme.logme` on the labelled rows
-    (label ≥ 0) of each teacher's block ``ψ_k`` and of the student's initial features: LogME
-    gives teacher ``k`` an evidence score ``e_k`` and posterior-mean weights ``m_k ∈ R^{C×d_k}``
-    (and the student ``m_Φ ∈ R^{C×dφ}``). The teachers are weighted by
-    ``w = softmax(e / temperature)``; the regulariser is the mean squared error over the batch
-    and the ``C`` outputs between the student's and the weighted teachers' Bayesian predictions.
-    No learned parameters; ``m`` and ``w`` are buffers saved in ``state_dict()``.
+    Exploiting Model Hubs", JMLR 2022 (baseline "B-Tuning" in the experiments of Qiu et al.
+    2024, §4). Before training, :meth:`fit` runs :func:`~fusion_aft.objectives.logme.logme` on
+    the labelled rows (label ≥ 0) of each teacher's block ``ψ_k`` and of the student's initial
+    features: LogME gives teacher ``k`` an evidence score ``e_k`` and posterior-mean weights
+    ``m_k ∈ R^{C×d_k}`` (and the student ``m_Φ ∈ R^{C×dφ}``). The teachers are weighted by
+    ``w = softmax(e / temperature)``; the regulariser is the mean squared error over the batch and the
+    ``C`` outputs between the student's and the weighted teachers' Bayesian predictions. No
+    learned parameters; ``m`` and ``w`` are buffers saved in ``state_dict()``.
 
     Args:
         student_dim: width ``dφ`` of the student features.

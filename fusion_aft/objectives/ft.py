@@ -1,5 +1,6 @@
 """Factor transfer (Kim, Park, Kwak, NeurIPS 2018): paraphrase the teachers, translate the student."""
 
+
 from __future__ import annotations
 
 import copy
@@ -104,12 +105,13 @@ class FactorTransfer(Objective):
     r"""Factor transfer: ``R = mean_b ‖ t̂_b − ŝ_b ‖₁`` between normalised teacher and student factors.
 
     Kim, Park, Kwak, "Paraphrasing Complex Network: Network Compression via Factor Transfer",
-    NeurIPS 2018, §3 (baseline "FT" in Qiu et al. 2024, §5). Before training, :meth:`fit` trains
-    one *paraphraser* (autoencoder, encoder ``d→d→d/2→d/2``, decoder mirrored, ReLU, MSE, Adam
-    lr 3e-4, batch 1024) per teacher on the training bank, with early stopping on a
-    deterministic 10% validation split of the rows given. Its encoder then gives the teacher
-    factor ``t = [enc_1(ψ_1), …, enc_M(ψ_M)]`` (``d_ae = Σ ⌊d_m/2⌋``). A *translator* MLP
-    ``dφ→dφ→d_ae→d_ae`` (ReLU, last layer zero-initialised) maps the student features to ``s``.
+    NeurIPS 2018, §3 (baseline "FT" in the experiments of Qiu et al. 2024, §4). Before
+    training, :meth:`fit` trains one *paraphraser* (autoencoder, encoder ``d→d→d/2→d/2``,
+    decoder mirrored, ReLU, MSE, Adam lr 3e-4, batch 1024) per teacher on the training bank,
+    with early stopping on a deterministic 10% validation split of the rows given. Its
+    encoder then gives the teacher factor ``t = [enc_1(ψ_1), …, enc_M(ψ_M)]``
+    (``d_ae = Σ ⌊d_m/2⌋``). A *translator* MLP ``dφ→dφ→d_ae→d_ae`` (ReLU, last layer
+    zero-initialised) maps the student features to ``s``.
     Each teacher's block of ``t`` and ``s`` is L2-normalised (so every teacher counts alike),
     and ``R`` is the L1 distance summed over dimensions, averaged over the batch. The
     translator learns at the student's lr; the paraphrasers stay frozen.

@@ -15,7 +15,7 @@ from fusion_aft.objectives.registry import register_objective
 class FeatureKD(Objective):
     r"""Feature KD: ``R = mean_{b,j}((Φ Wᵀ + c)_{bj} − Ψ_{bj})²`` with a learned linear head.
 
-    The feature-distillation baseline of Qiu et al. 2024 (§5, "KD"; after Romero et al.,
+    The feature-distillation baseline of Qiu et al. 2024 (experiments, §4, "KD"; after Romero et al.,
     FitNets, ICLR 2015 and Heo et al. 2019): a ``Linear(dφ → dψ)`` head (with bias) maps the
     student features onto the raw concatenated teacher features; the mean squared error over
     the batch and all ``dψ`` dimensions is the regulariser. The head learns at the student's lr.

@@ -1,4 +1,4 @@
-"""Kernel matrices and the kernel distance of AFT (Qiu et al. 2024, §3, eq. for ``d_k``).
+"""Kernel matrices and the kernel distance of AFT (Qiu et al. 2024, §3, the distance ``d_k``).
 
 Every kernel here is derived from one B×B Gram matrix, so it costs one matmul per side:
 

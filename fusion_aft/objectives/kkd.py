@@ -24,7 +24,7 @@ from fusion_aft.objectives.registry import register_objective
 class KernelKD(Objective):
     r"""Kernel KD: ``R = d_k(K(Φ Wᵀ), K(Ψ))`` with a learned ``W ∈ R^{dφ×dφ}`` and no μ.
 
-    Ablation in Qiu et al. 2024 (reference code, "kernel KD"; §3 contrasts it with AFT): the
+    Ablation in Qiu et al. 2024 (reference code, "kernel KD"): the
     same centred, row-normalised kernels and RMSE distance as :class:`~fusion_aft.objectives.aft.AFT`,
     but the learned freedom sits on the *student* side (a linear map, no bias since the batch
     centring removes it) and the teacher features are used unweighted. The map learns at the

@@ -1,7 +1,7 @@
 """LogME: the log marginal evidence of a Bayesian linear model on frozen features.
 
 You, Liu, Wang, Long, "LogME: Practical Assessment of Pre-trained Models for Transfer
-Learning", ICML 2021, §4 (Algorithm 2, the fixed-point version). For features ``F ∈ R^{N×D}``
+Learning", ICML 2021 (the fixed-point algorithm of its §4). For features ``F ∈ R^{N×D}``
 and, per class ``c``, the one-hot target ``y_c ∈ {0,1}^N``, the model ``y = F w + ε`` with
 ``w ~ N(0, α⁻¹I)`` and ``ε ~ N(0, β⁻¹I)`` has evidence
 

@@ -1,4 +1,4 @@
-"""AFT's learned teacher-feature weights μ (Qiu et al. 2024, §3.2 "learning the feature weights").
+"""AFT's learned teacher-feature weights μ (Qiu et al. 2024, §3).
 
 Three parameterisations:
 

@@ -19,7 +19,7 @@ from fusion_aft.objectives.registry import register_objective
 class AFTNoKernel(Objective):
     r"""AFT ablation without a kernel: ``R = mean((HΦ − H(Ψ diag(μ)) Wᵀ)²)``.
 
-    Qiu et al. 2024 (reference code's "no kernel" ablation, discussed in §3.1): instead of
+    Qiu et al. 2024 (reference code's "no kernel" ablation): instead of
     comparing kernels, a learned linear map ``W: R^{dψ} → R^{dφ}`` (no bias; the centring ``H``
     over the batch would remove it) projects the μ-weighted teacher features onto the student's
     space; both sides are centred over the batch and compared by the mean squared error over

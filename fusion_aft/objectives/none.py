@@ -14,8 +14,8 @@ from fusion_aft.objectives.registry import register_objective
 class NoTransfer(Objective):
     """STL: fine-tune the student with cross-entropy only; ``R = 0`` and no teachers are used.
 
-    The baseline every method in Qiu et al. 2024 is normalised by (§5, "STL"). Teacher features
-    are ignored (``uses_teachers=False``), so the trainer need not extract a bank.
+    The baseline every method in Qiu et al. 2024 is normalised by (experiments, §4, "STL").
+    Teacher features are ignored (``uses_teachers=False``), so the trainer need not extract a bank.
 
     Args:
         student_dim: width ``dφ`` of the student features.

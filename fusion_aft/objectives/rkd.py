@@ -54,8 +54,8 @@ def triplet_angles(x: torch.Tensor) -> torch.Tensor:
 class RelationalKD(Objective):
     r"""Relational KD: ``R = (L_dist + 2 · L_angle) / 2``.
 
-    Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019, §3.2 (baseline "RKD" in
-    Qiu et al. 2024, §5). With ``ψ`` the concatenated teacher features (no gradient):
+    Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019, §3.2 (baseline "RKD" in the
+    experiments of Qiu et al. 2024, §4). With ``ψ`` the concatenated teacher features (no gradient):
 
     * distance term: ``L_dist = smoothL1(d̂(Φ), d̂(Ψ))`` averaged over all ``B²`` pairs, where
       ``d̂`` are the pairwise Euclidean distances divided by the mean of the positive ones;

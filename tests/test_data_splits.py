@@ -50,3 +50,12 @@ def test_split_helpers_reject_impossible_requests(train) -> None:
         label_budget(train, 10, n_unlabelled=5000)
     with pytest.raises(UserInputError, match="fraction"):
         holdout(train, 1.5)
+
+
+def test_dataset_derives_holdout_splits() -> None:
+    ds = load("rotten_tomatoes", train_size=200)
+    hold, rest = ds.split("holdout"), ds.split("train_minus_holdout")
+    assert len(hold) == 20 and len(rest) == 180
+    assert hold.ids == holdout(ds.split("train"))[1].ids
+    with pytest.raises(UserInputError, match="no split 'valid'"):
+        ds.split("valid")

@@ -15,6 +15,7 @@ first to finish (logging that it waits) and then reuses the finished bank; pass
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -308,6 +309,7 @@ def _create(
         folder / FEATURES, mode="w+", dtype=dtype, shape=(len(split), info.width)
     )
     del features
+    _reserve(folder / FEATURES)
     stamp = now()
     manifest = BankManifest(
         teacher=info,
@@ -326,6 +328,20 @@ def _create(
     )
     write_manifest(folder, manifest)
     return manifest
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the feature file's blocks now, so a full disk is a clear error here rather than a
+    SIGBUS when a memory-mapped chunk is written later (the file's bytes do not change)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise
+            log.debug("cannot reserve space for %s (%s); writes will allocate it", path, exc)
 
 
 def _resume_point(folder: Path, manifest: BankManifest) -> BankManifest:
@@ -389,9 +405,7 @@ def _run(
     try:
         for batch in _loader(split, teacher, start, manifest.batch_size, workers):
             if isinstance(batch, _Failed):
-                raise UserInputError(
-                    f"{batch.message} (finished rows 0..{chunk_start - 1} are kept in {folder})"
-                )
+                raise UserInputError(f"{batch.message}{_kept(folder, chunk_start)}")
             values = _forward(teacher, batch)
             if values.ndim != 2 or values.shape[1] != width:
                 raise UserInputError(
@@ -406,8 +420,8 @@ def _run(
                 overflow = bool(np.isfinite(values[k]).all())
                 why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
                 raise NonFiniteFeaturesError(
-                    f"teacher '{ref}' produced {why} for record '{split.ids[pos + k]}' (row {pos + k}); "
-                    f"finished rows 0..{chunk_start - 1} are kept in {folder}"
+                    f"teacher '{ref}' produced {why} for record '{split.ids[pos + k]}' (row {pos + k})"
+                    f"{_kept(folder, chunk_start)}"
                 )
             pending.append(stored)
             pos += len(stored)
@@ -424,6 +438,12 @@ def _run(
         del features
     if pos != rows:
         raise UserInputError(f"extraction of '{ref}' stopped at row {pos} of {rows}")
+
+
+def _kept(folder: Path, rows_done: int) -> str:
+    if not rows_done:
+        return ""
+    return f"; finished rows 0..{rows_done - 1} are kept in {folder} and the next run resumes there"
 
 
 def _chunk(start: int, stop: int, block: np.ndarray) -> Any:
@@ -486,22 +506,31 @@ def extract_one(
     chunk_rows = int(chunk_rows or default_chunk_rows(batch_size))
     if chunk_rows % batch_size:
         raise UserInputError(f"chunk_rows ({chunk_rows}) must be a multiple of the batch size ({batch_size})")
+    if len(split) == 0:
+        raise UserInputError(f"split '{split.name}' of dataset '{dataset_name}' is empty; nothing to extract")
     _check_modality(teacher, split, dataset_name)
     info = _teacher_info(teacher)
     dfp = dataset_fingerprint(split)
     folder = bank_folder(cache_dir, dataset_name, split.name, dfp, info.ref, info.fingerprint, np_dtype)
     dataset = DatasetInfo(name=dataset_name, split=split.name, fingerprint=dfp, rows=len(split))
-    lock = _lock(folder, lock_timeout)
     try:
-        manifest = None
+        lock = _lock(folder, lock_timeout)
+    except OSError as exc:
+        raise _write_error(folder, exc, 0) from None
+    fresh = failed = True
+    manifest = None
+    try:
         if (folder / "manifest.json").exists():
+            fresh = False
             manifest = read_manifest(folder)
             bank = TeacherBank(folder, manifest)
             bank.check_teacher(info.ref, info.fingerprint, info.weights_digest)
             if manifest.dataset.fingerprint != dfp:
                 bank.check_split(split)
             if manifest.complete:
-                return TeacherBank.open(folder)
+                opened = TeacherBank.open(folder)
+                failed = False
+                return opened
             if manifest.batch_size != batch_size:
                 log.info(
                     "resuming %s with its batch size %d (asked: %d)", folder, manifest.batch_size, batch_size
@@ -513,9 +542,57 @@ def extract_one(
         with _Progress(progress) as bar:
             _run(folder, manifest, teacher, split, num_workers, bar)
         _finish(folder, manifest)
-        return TeacherBank.open(folder)
+        opened = TeacherBank.open(folder)
+        failed = False
+        return opened
+    except OSError as exc:
+        raise _write_error(folder, exc, manifest.rows_done if manifest is not None else 0) from None
     finally:
+        # a bank this call created that failed before its first chunk is removed, not left empty
+        discard = failed and fresh and (manifest is None or manifest.rows_done == 0)
+        if discard:
+            _discard(folder)
         lock.release()
+        if discard:
+            _remove_empty(folder)
+
+
+def _write_error(folder: Path, exc: OSError, rows_done: int) -> UserInputError:
+    """A full disk or an unwritable cache folder, as one line that says what is kept."""
+    kept = (
+        f"; finished rows 0..{rows_done - 1} are kept and the same command resumes from there"
+        if rows_done
+        else ""
+    )
+    if exc.errno == errno.ENOSPC:
+        return UserInputError(
+            f"the disk is full: cannot write the feature bank {folder}{kept}; free some space or pass "
+            "another --cache-dir, then run the same command again"
+        )
+    return UserInputError(
+        f"cannot write the feature bank {folder} ({exc.strerror or exc}){kept}; check that the cache "
+        "folder is writable or pass another --cache-dir"
+    )
+
+
+def _discard(folder: Path) -> None:
+    """Remove the files of a bank this call created and that holds no finished row."""
+    for name in (FEATURES, IDS, DIGESTS, "manifest.json"):
+        try:
+            (folder / name).unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove the bank folder (and its dataset folder) once nothing but the lock is left."""
+    try:
+        if {p.name for p in folder.iterdir()} <= {LOCK}:
+            (folder / LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+            folder.parent.rmdir()  # only succeeds when no other teacher's bank is in it
+    except OSError:
+        pass
 
 
 def extract(

@@ -138,9 +138,20 @@ class Dataset:
         return len(self.classes)
 
     def split(self, name: str) -> Split:
-        """The split called ``name``; ``holdout`` and ``train_minus_holdout`` are derived."""
+        """The split called ``name``; ``holdout`` and ``train_minus_holdout`` are derived.
+
+        The derived pair is ``fusion_aft.data.splits.holdout(train, 0.1, seed=0)``, made once.
+        """
         if name in self.splits:
             return self.splits[name]
+        if name in ("holdout", "train_minus_holdout") and "train" in self.splits:
+            from fusion_aft.data.splits import holdout
+
+            derived = self.__dict__.get("_derived_holdout")
+            if derived is None:
+                derived = holdout(self.splits["train"], 0.1, seed=0)
+                self.__dict__["_derived_holdout"] = derived
+            return derived[0] if name == "train_minus_holdout" else derived[1]
         from fusion_aft.errors import UserInputError
 
         raise UserInputError(

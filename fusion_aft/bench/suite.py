@@ -96,7 +96,7 @@ class TaskSpec(Training):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     labels: int | None = Field(None, gt=0, description="label budget drawn from train (None = all)")
     unlabelled: int | None = Field(
-        0, ge=0, description="unlabelled rows kept for the regulariser (None = all the rest)"
+        None, ge=0, description="unlabelled rows kept for the regulariser (None = all the rest)"
     )
     student: str
     student_options: dict[str, Any] = Field(default_factory=dict)

@@ -11,7 +11,23 @@ Example::
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from fusion_aft.train.config import DEFAULT_BETA_GRID, TrainConfig, load_config
 from fusion_aft.train.run import TrainResult, train
 
 __all__ = ["DEFAULT_BETA_GRID", "TrainConfig", "TrainResult", "load_config", "train"]
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``fusion_aft.train.<anything>`` binds this package to ``fusion_aft.train``,
+    hiding the function of the same name; calling the package runs :func:`train`, so
+    ``fusion_aft.train(...)`` works whatever was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -164,9 +165,16 @@ def train(
             f"method '{cfg.method}' compares examples within a batch and needs batch_size >= 2, got "
             f"{cfg.batch_size}"
         )
+    check_names(cfg, uses_teachers)
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    new_folder = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot create the run folder {run_dir} ({exc.strerror or exc}); choose another --out"
+        ) from None
     lock = FileLock(str(run_dir / ".lock"))
     try:
         lock.acquire(timeout=0)
@@ -174,14 +182,45 @@ def train(
         raise UserInputError(
             f"another process is training into {run_dir}; wait for it or choose another --out"
         ) from None
+    refused = False
     try:
         finished = prepare_run_dir(run_dir, cfg)
         if finished is not None:
             log.info("run %s had already finished; returning its result", run_dir)
             return finished
         return _train(cfg, uses_teachers, device, run_dir, list(callbacks))
+    except UserInputError:
+        refused = True
+        raise
     finally:
         lock.release()
+        if refused and new_folder:
+            discard_unstarted_run(run_dir)
+
+
+def check_names(cfg: TrainConfig, uses_teachers: bool) -> None:
+    """Look up the dataset, student and teacher names before any work (a typo costs nothing)."""
+    import fusion_aft.data as datasets
+    import fusion_aft.students as students
+
+    datasets.get(cfg.dataset)
+    students.get(cfg.student)
+    if uses_teachers:
+        from fusion_aft import teachers
+
+        for ref in cfg.teachers:
+            teachers.get(ref)
+
+
+#: what a run folder holds before its first checkpoint or sweep record
+_UNSTARTED = frozenset({".lock", CONFIG_FILE, "metrics.jsonl", "tensorboard"})
+
+
+def discard_unstarted_run(run_dir: Path) -> None:
+    """Remove a folder this call created for a run that was refused before it saved anything, so
+    the same command, corrected, can run again in it."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= _UNSTARTED:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _train(

@@ -142,7 +142,7 @@ class JointBank:
             order = np.argsort(positions, kind="stable")
             sorted_positions = positions[order]
             for bank in banks:
-                out[order, self.slices[bank.ref]] = bank.features[sorted_positions]
+                out[order, self.slices[bank.ref]] = bank.checked_rows(sorted_positions)
         return out
 
     def tensor(self, ids: Sequence[str], device: Any = "cpu") -> Any:

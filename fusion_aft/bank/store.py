@@ -108,6 +108,7 @@ class TeacherBank:
         self.manifest = manifest
         self._features: np.ndarray | None = None
         self._ids: np.ndarray | None = None
+        self._verified: np.ndarray | None = None
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -178,6 +179,31 @@ class TeacherBank:
     def ids(self) -> list[str]:
         return [b.decode("utf-8") for b in self.id_bytes.tolist()]
 
+    def checked_rows(self, positions: np.ndarray) -> np.ndarray:
+        """``features[positions]`` after checking the sha256 of every chunk they fall in against
+        the manifest (each chunk once per process), so a damaged file is refused, not used."""
+        m = self.manifest
+        if self._verified is None:
+            self._verified = np.zeros(len(m.chunks), dtype=bool)
+        positions = np.asarray(positions, dtype=np.int64)
+        feats = self.features
+        for c in np.unique(positions // m.chunk_rows):
+            if c >= len(m.chunks):
+                raise CorruptBankError(
+                    f"bank {self.folder}: row {int(c) * m.chunk_rows} is beyond its finished chunks; "
+                    "run the extraction again to finish it"
+                )
+            if self._verified[c]:
+                continue
+            chunk = m.chunks[c]
+            if chunk_sha256(feats[chunk.start : chunk.stop]) != chunk.sha256:
+                raise CorruptBankError(
+                    f"bank {self.folder}: rows {chunk.start}..{chunk.stop - 1} do not match their checksum "
+                    "(the file was changed or damaged); delete the folder to extract it again"
+                )
+            self._verified[c] = True
+        return feats[positions]
+
     def digests(self) -> np.ndarray:
         return np.load(self.folder / DIGESTS, mmap_mode="r")
 
@@ -194,7 +220,13 @@ class TeacherBank:
         self._ids = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self.folder, "manifest": self.manifest, "_features": None, "_ids": None}
+        return {
+            "folder": self.folder,
+            "manifest": self.manifest,
+            "_features": None,
+            "_ids": None,
+            "_verified": self._verified,
+        }
 
     def __repr__(self) -> str:
         m = self.manifest

@@ -86,9 +86,9 @@ def verify(
     else:
         for r in reports:
             if r.ok:
-                console.print(f"ok  {r.folder} ({r.rows:,} rows)", highlight=False)
+                console.print(f"ok  {r.folder} ({r.rows:,} rows)", highlight=False, soft_wrap=True)
             else:
-                console.print(f"BAD {r.folder}: " + "; ".join(r.problems), highlight=False)
+                console.print(f"BAD {r.folder}: " + "; ".join(r.problems), highlight=False, soft_wrap=True)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 

@@ -56,7 +56,7 @@ def extract(
 
         table = Table(title=f"plan: {dataset}/{split}", title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("teacher", "rows", "width", "dtype", "on disk", "done", "estimate"):
-            table.add_column(col, no_wrap=True)
+            table.add_column(col, no_wrap=col != "teacher", overflow="fold")
         for e in entries:
             est = "reuse" if e.estimate_s is None else f"{e.estimate_s:,.1f} s"
             table.add_row(

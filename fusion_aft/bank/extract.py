@@ -520,6 +520,8 @@ def extract_one(
     fresh = failed = True
     manifest = None
     try:
+        for junk in folder.glob(".*.tmp"):  # temp files of a writer killed before its rename
+            junk.unlink(missing_ok=True)
         if (folder / "manifest.json").exists():
             fresh = False
             manifest = read_manifest(folder)
@@ -546,7 +548,7 @@ def extract_one(
         failed = False
         return opened
     except OSError as exc:
-        raise _write_error(folder, exc, manifest.rows_done if manifest is not None else 0) from None
+        raise _write_error(folder, exc, _rows_on_disk(folder)) from None
     finally:
         # a bank this call created that failed before its first chunk is removed, not left empty
         discard = failed and fresh and (manifest is None or manifest.rows_done == 0)
@@ -555,6 +557,14 @@ def extract_one(
         lock.release()
         if discard:
             _remove_empty(folder)
+
+
+def _rows_on_disk(folder: Path) -> int:
+    """Rows the manifest on disk says are finished (the in-memory one may be a chunk ahead)."""
+    try:
+        return read_manifest(folder).rows_done
+    except (CorruptBankError, OSError):
+        return 0
 
 
 def _write_error(folder: Path, exc: OSError, rows_done: int) -> UserInputError:

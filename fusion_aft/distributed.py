@@ -20,6 +20,7 @@ import atexit
 import datetime
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "local_rank",
     "rank",
     "scale_grad",
+    "shard",
     "world_size",
 ]
 
@@ -60,6 +62,13 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise UserInputError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
+    """Rank ``rank``'s contiguous share of ``items`` (shares differ in size by at most one);
+    concatenating the shares in rank order gives ``items`` back."""
+    n = len(items)
+    return list(items[rank * n // world : (rank + 1) * n // world])
 
 
 def launched() -> bool:

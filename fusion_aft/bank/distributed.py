@@ -70,9 +70,10 @@ from fusion_aft.bank.manifest import (
     write_manifest,
 )
 from fusion_aft.bank.store import FEATURES, TeacherBank, bank_folder, chunk_sha256, resolve_cache_dir
+from fusion_aft.distributed import shard
 from fusion_aft.errors import UserInputError
 
-__all__ = ["FsLayout", "PARTS", "chunk_bounds", "extract_distributed", "filesystem_layout", "shard"]
+__all__ = ["FsLayout", "PARTS", "chunk_bounds", "extract_distributed", "filesystem_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,6 @@ PARTS = ".parts"
 def chunk_bounds(rows: int, chunk_rows: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of every chunk, as the single-process extraction cuts them."""
     return [(s, min(rows, s + chunk_rows)) for s in range(0, rows, chunk_rows)]
-
-
-def shard(items: Sequence[int], rank: int, world: int) -> list[int]:
-    """Rank ``rank``'s contiguous share of ``items`` (sizes differ by at most one)."""
-    n = len(items)
-    return list(items[rank * n // world : (rank + 1) * n // world])
 
 
 def _runs(chunks: Sequence[int]) -> list[list[int]]:

@@ -619,8 +619,12 @@ def extract(
     *,
     chunk_rows: int | None = None,
     lock_timeout: float | None = None,
+    shared_fs: bool | None = None,
 ) -> JointBank:
     """Extract (or reuse) every teacher's features for one split; returns their :class:`JointBank`.
+
+    Under ``torchrun`` every process must call it: the chunks are shared out among them
+    (:mod:`fusion_aft.bank.distributed`; ``shared_fs`` picks the mode, ``None`` detects it).
 
     Args:
         teachers: teacher refs (``"glove-6b-50d"``, ``"a,b"``) or loaded ``Teacher`` objects.
@@ -635,6 +639,15 @@ def extract(
         chunk_rows: rows per checkpoint (default: about 1024, a multiple of ``batch_size``).
         lock_timeout: seconds to wait for another writer of the same bank; ``None`` waits.
     """
+    from fusion_aft import distributed
+
+    if distributed.launched():
+        from fusion_aft.bank.distributed import extract_distributed
+
+        return extract_distributed(
+            teachers, dataset, split, cache_dir, batch_size, device, dtype, num_workers, progress,
+            dataset_options, chunk_rows=chunk_rows, lock_timeout=lock_timeout, shared_fs=shared_fs,
+        )
     dataset_name, the_split = _resolve_data(dataset, split, dataset_options)
     banks = [
         extract_one(

@@ -32,6 +32,15 @@ def extract(
     lock_timeout: float | None = typer.Option(
         None, "--lock-timeout", help="Seconds to wait for another writer of the same bank (default: wait)."
     ),
+    chunk_rows: int | None = typer.Option(
+        None, "--chunk-rows", min=1, help="Rows per resumable chunk (a multiple of --batch-size)."
+    ),
+    shared_fs: bool | None = typer.Option(
+        None,
+        "--shared-fs/--no-shared-fs",
+        help="Under torchrun: all processes write one bank on a shared filesystem, or write shards "
+        "merged over the process group onto each node's disk (default: detected).",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (rows, width, bytes, time); write nothing."
     ),
@@ -84,7 +93,13 @@ def extract(
         progress=progress and not as_json,
         dataset_options=options,
         lock_timeout=lock_timeout,
+        chunk_rows=chunk_rows,
+        shared_fs=shared_fs,
     )
+    from fusion_aft import distributed
+
+    if not distributed.is_main():  # under torchrun, rank 0 reports
+        return
     out = [
         {
             "teacher": b.ref,

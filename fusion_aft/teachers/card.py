@@ -48,6 +48,26 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
+#: loader arguments ``model_kwargs`` may not set: they are decided by the card's own fields, by the
+#: weights resolution, or (``trust_remote_code``) by the card *and* the caller together
+RESERVED_MODEL_KWARGS = frozenset(
+    {
+        "trust_remote_code",
+        "code_revision",
+        "revision",
+        "local_files_only",
+        "token",
+        "use_auth_token",
+        "cache_dir",
+        "dtype",
+        "torch_dtype",
+        "device_map",
+        "pretrained",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "checkpoint_path",
+    }
+)
 Inputs = Literal["image", "text", "image+text"]
 Scalar = str | int | float | bool
 
@@ -174,6 +194,17 @@ class TeacherCard(_Strict):
     _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)
     _source: str | None = PrivateAttr(default=None)
     _original: Preprocessing | None = PrivateAttr(default=None)
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _no_reserved_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(value) & RESERVED_MODEL_KWARGS)
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} cannot be set in model_kwargs; use the card's own fields "
+                "(revision, dtype, device_map, trust_remote_code, weights)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TeacherCard:

@@ -147,6 +147,12 @@ def load_student(folder: str | Path, device: str | torch.device = "cpu") -> Stud
     info = read_student_info(folder)
     config = dict(info.get("config") or {})
     for key, rel in (info.get("files") or {}).items():
+        target = (folder / str(rel)).resolve()
+        if Path(str(rel)).is_absolute() or not target.is_relative_to(folder.resolve()):
+            raise UserInputError(
+                f"'{folder / CONFIG_FILE}' names file '{rel}' outside the student folder; "
+                "a saved student only refers to its own files: export it again"
+            )
         config[key] = str(folder / rel)
     num_classes = config.pop("num_classes", info.get("num_classes"))
     student = create(info["name"], num_classes, **config)

@@ -293,3 +293,17 @@ def test_bad_manifests_are_refused(bank_folder, tmp_path, change, fragment) -> N
     assert fragment in str(info.value) and "delete the folder" in str(info.value)
     with pytest.raises(CorruptBankError):
         fusion_aft.bank.JointBank.open([copy])
+
+
+# -- a saved student refers only to its own files ----------------------------------------------
+@pytest.mark.parametrize("rel", ["../../etc", "/etc", "tokenizer/../../outside"])
+def test_a_saved_student_cannot_point_outside_its_folder(tmp_path, rel: str) -> None:
+    from fusion_aft.students import create, load_student, save_student
+
+    folder = save_student(create("text_bow", 2), tmp_path / "student")
+    assert load_student(folder).num_classes == 2
+    info = json.loads((folder / "student.json").read_text())
+    info["files"] = {"tokenizer": rel}
+    (folder / "student.json").write_text(json.dumps(info))
+    with pytest.raises(UserInputError, match="outside the student folder"):
+        load_student(folder)

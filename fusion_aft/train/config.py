@@ -31,6 +31,7 @@ OPERATIONAL_KEYS = frozenset(
         "device",
         "progress",
         "extract_batch_size",
+        "cache_inputs",
     }
 )
 
@@ -74,6 +75,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0)
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: bool = False
+    global_kernel: bool = Field(
+        False, description="under torchrun: AFT kernel over the gathered global batch, not each process's"
+    )
     # machinery
     device: str = "auto"
     amp: bool = True
@@ -84,6 +88,7 @@ class TrainConfig(BaseModel):
     cache_dir: Path | None = None
     extract_batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
+    cache_inputs: bool = Field(True, description="keep small prepared inputs (token ids) in memory")
     tensorboard: bool = False
     progress: bool = True
     resume: bool = False

@@ -62,7 +62,17 @@ def move(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
 class RowDataset(Dataset):
     """Items ``(step, index)`` → ``(id, prepared input, label)`` over several splits in order."""
 
-    def __init__(self, splits: Sequence[Split], student: Any, augment: bool = False, seed: int = 0) -> None:
+    #: prepared items up to this many elements are kept in memory (token ids, small vectors)
+    CACHE_MAX_ELEMENTS = 16384
+
+    def __init__(
+        self,
+        splits: Sequence[Split],
+        student: Any,
+        augment: bool = False,
+        seed: int = 0,
+        cache: bool = False,
+    ) -> None:
         self.splits = [s for s in splits]
         self.starts: list[int] = []
         total = 0
@@ -73,6 +83,8 @@ class RowDataset(Dataset):
         self.prepare = student.prepare
         self.augment = augment
         self.seed = seed
+        # prepare() is deterministic, so small outputs (tokenised text) are computed once per run
+        self.cache: dict[int, Any] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.total
@@ -86,11 +98,27 @@ class RowDataset(Dataset):
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[str, Any, int, int, int]:
         step, index = item if isinstance(item, tuple) else (-1, item)
         split, local = self.locate(index)
+        if self.cache is not None and index in self.cache:
+            record_id, x, label = self.cache[index]
+            return record_id, x, label, step, index
         record = split[local]
         x = self.prepare(record)
+        if self.cache is not None and _small(x, self.CACHE_MAX_ELEMENTS):
+            self.cache[index] = (record.id, x, record.label)
         if self.augment:
             x = augment_image(x, _item_generator(self.seed, step, index))
         return record.id, x, record.label, step, index
+
+
+def _small(x: Any, limit: int) -> bool:
+    """Whether ``x`` (a tensor, or a dict/list/tuple of tensors) holds at most ``limit`` elements."""
+    if isinstance(x, torch.Tensor):
+        return x.numel() <= limit
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, list | tuple) and all(isinstance(v, torch.Tensor) for v in x):
+        return sum(v.numel() for v in x) <= limit
+    return False
 
 
 def _item_generator(seed: int, step: int, index: int) -> torch.Generator:

@@ -34,8 +34,9 @@ from fusion_aft.train.checkpoint import (
 )
 from fusion_aft.train.config import TrainConfig, resolve_steps
 from fusion_aft.train.data import Collate, RowDataset, eval_loader, train_loader
+from fusion_aft.train.distributed import Parallel
 from fusion_aft.train.progress import Board, MetricsLog, make_progress, read_metrics
-from fusion_aft.train.sampler import StepBatchSampler, Stream
+from fusion_aft.train.sampler import Stream
 from fusion_aft.train.schedule import make_scheduler
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def fit(spec: FitSpec) -> FitOutput:
         )
     total = total_steps_for(cfg, n_lab, needs_pairs, n_unl > 0)
     streams = streams_for(cfg, n_lab, n_unl, needs_pairs)
+    par = Parallel(cfg, device, needs_pairs)  # torchrun: DDP and sharded batches; else a no-op
 
     if getattr(objective, "needs_fit", False):
         _fit_objective(spec, student, objective)
@@ -172,14 +174,22 @@ def fit(spec: FitSpec) -> FitOutput:
         start = resumed_from = ck.step
         metrics.truncate_to(start)
         log.info("resumed %s from step %d of %d (%s)", spec.label, start, total, found)
-    elif ckpt_root.exists():
+    elif ckpt_root.exists() and par.is_main:
         import shutil
 
         shutil.rmtree(ckpt_root)
 
-    sampler = StepBatchSampler(streams, cfg.seed, total, start)
+    start, resumed_from = par.sync_resume(
+        start, resumed_from, student, objective, optimizer, scheduler, scaler
+    )
+    sampler = par.sampler(streams, cfg.seed, total, start)
+    par.wrap(student, objective)
     dataset = RowDataset(
-        [spec.labelled] + ([spec.unlabelled] if n_unl else []), student, augment=cfg.augment, seed=cfg.seed
+        [spec.labelled] + ([spec.unlabelled] if n_unl else []),
+        student,
+        augment=cfg.augment,
+        seed=cfg.seed,
+        cache=cfg.cache_inputs and not cfg.augment,
     )
     loader = train_loader(
         dataset,
@@ -204,10 +214,10 @@ def fit(spec: FitSpec) -> FitOutput:
                 student.train()
                 objective.train()
                 with autocast():
-                    logits, features = student(batch.inputs)
+                    logits, features = par.forward(student, batch.inputs)
                 nl = batch.n_labelled
                 ce = F.cross_entropy(logits[:nl].float(), batch.labels[:nl])
-                reg, obj_metrics = regulariser(objective, features, batch.teacher)
+                reg, obj_metrics = par.regulariser(objective, features, batch.teacher)
                 loss = ce + spec.beta * reg
                 lrs = [g["lr"] for g in optimizer.param_groups]
                 optimizer.zero_grad(set_to_none=True)
@@ -243,7 +253,8 @@ def fit(spec: FitSpec) -> FitOutput:
                     board.write(record, step)
                     progress.update(task, info=f"loss {record['loss']:.4f}")
                 progress.update(task, advance=1)
-                if done == total or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0):
+                due = done == total or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+                if due and par.is_main:
                     state = {
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),

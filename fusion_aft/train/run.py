@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from fusion_aft.errors import UserInputError
 from fusion_aft.train.checkpoint import atomic_write_json
 from fusion_aft.train.config import OPERATIONAL_KEYS, TrainConfig, load_config
+from fusion_aft.train.distributed import rank_setup
 from fusion_aft.train.engine import Callback, FitSpec, evaluate, fit
 from fusion_aft.train.progress import MetricsLog, read_metrics
 from fusion_aft.train.sweep import run_sweep
@@ -168,6 +169,7 @@ def train(
     check_names(cfg, uses_teachers)
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(cfg)
+    cfg, device, run_dir = rank_setup(cfg, device, run_dir)  # torchrun: rank 0 owns run_dir
     new_folder = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

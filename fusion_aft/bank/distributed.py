@@ -496,7 +496,7 @@ def _extract_teacher(
                 len(layout.groups),
             )
             if 0 < len(todo) < layout_world(layout):
-                log.warning(
+                log.info(
                     "only %d chunk(s) of %d rows to extract for %d ranks: some ranks wait; pass a smaller "
                     "--chunk-rows (a multiple of the batch size) to share the work",
                     len(todo),

@@ -641,6 +641,9 @@ def extract(
     """
     from fusion_aft import distributed
 
+    _np_dtype(dtype)  # cheap options first: a typo must not cost loading the data and teachers
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     if distributed.launched():
         from fusion_aft.bank.distributed import extract_distributed
 

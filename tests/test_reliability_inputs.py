@@ -785,3 +785,17 @@ def test_subprocess_exit_code_and_single_line(argv, fragment, tmp_path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_cheap_options_are_checked_before_loading_teachers(monkeypatch) -> None:
+    """A dtype typo is refused before the dataset and the teachers are loaded."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loaded before checking the options")
+
+    monkeypatch.setattr(fusion_aft.teachers, "load", never)
+    monkeypatch.setattr(fusion_aft.datasets, "load", never)
+    with pytest.raises(UserInputError, match="unknown bank dtype 'fp8'"):
+        fusion_aft.extract("glove-6b-50d", "rotten_tomatoes", "train", dtype="fp8")
+    with pytest.raises(UserInputError, match="batch size must be at least 1"):
+        fusion_aft.extract("glove-6b-50d", "rotten_tomatoes", "train", batch_size=0)

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         list_suites: bool = typer.Option(False, "--list", help="list the shipped suites and exit"),
         device: str = typer.Option(None, "--device", help="override the suite's device (cpu, cuda, cuda:1)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+        quick: bool = typer.Option(False, "--quick", help="perf only: shrink every size for a smoke run"),
     ) -> None:
         """Run every (task, method, teacher subset, seed) cell of SUITE; finished cells are reused.
 
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
                 raise UserInputError("the performance suite is not part of this installation")
             from fusion_aft.bench import perf
 
-            perf.main(out or Path("benchmarks/results"))
+            perf.main(out or Path("benchmarks/results"), quick=quick, progress=progress)
             return
 
         from fusion_aft.bench.suite import load_suite

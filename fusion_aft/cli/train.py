@@ -130,6 +130,10 @@ def register(app: typer.Typer) -> None:
                 overrides[key] = parse_options(items, flag)
         cfg = load_config(config, **overrides)
         result = run_train(cfg)
+        from fusion_aft import distributed
+
+        if not distributed.is_main():  # under torchrun, rank 0 reports
+            return
         if json_out:
             emit_json(
                 {

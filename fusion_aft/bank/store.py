@@ -17,8 +17,10 @@ mismatch is a :class:`~fusion_aft.errors.StaleBankError` saying what differs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +188,6 @@ class TeacherBank:
         if self._verified is None:
             self._verified = np.zeros(len(m.chunks), dtype=bool)
         positions = np.asarray(positions, dtype=np.int64)
-        feats = self.features
         for c in np.unique(positions // m.chunk_rows):
             if c >= len(m.chunks):
                 raise CorruptBankError(
@@ -196,13 +197,43 @@ class TeacherBank:
             if self._verified[c]:
                 continue
             chunk = m.chunks[c]
-            if chunk_sha256(feats[chunk.start : chunk.stop]) != chunk.sha256:
+            if chunk_sha256(self._read_rows(np.arange(chunk.start, chunk.stop))) != chunk.sha256:
                 raise CorruptBankError(
                     f"bank {self.folder}: rows {chunk.start}..{chunk.stop - 1} do not match their checksum "
                     "(the file was changed or damaged); delete the folder to extract it again"
                 )
             self._verified[c] = True
-        return feats[positions]
+        return self._read_rows(positions)
+
+    def _read_rows(self, positions: np.ndarray) -> np.ndarray:
+        """``features[positions]`` (read-only) read with ``pread``, one call per run of consecutive rows.
+
+        Reads go through the page cache without being mapped into this process, so its resident
+        memory stays flat however much of a large bank an epoch touches (fancy indexing of the
+        memory map would keep every touched page resident: a whole 4 GB bank after one epoch).
+        Falls back to the memory map where ``os.pread`` is missing (Windows).
+        """
+        feats = self.features
+        if not hasattr(os, "pread") or len(positions) == 0:
+            return feats[positions]
+        row_bytes = feats.shape[1] * feats.dtype.itemsize
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        starts = np.concatenate(([0], breaks))
+        sizes = np.diff(np.concatenate((starts, [len(positions)]))) * row_bytes
+        offsets = feats.offset + positions[starts] * row_bytes
+        fd = self._fd()
+        pieces = zip(offsets.tolist(), sizes.tolist(), strict=True)
+        data = b"".join([os.pread(fd, n, off) for off, n in pieces])
+        if len(data) != len(positions) * row_bytes:
+            raise CorruptBankError(f"bank {self.folder}: {FEATURES} is shorter than its manifest says")
+        return np.frombuffer(data, dtype=feats.dtype).reshape(len(positions), feats.shape[1])
+
+    def _fd(self) -> int:
+        """A read-only descriptor of the feature file, reopened after a fork (DataLoader workers)."""
+        fd = getattr(self, "_file", None)
+        if fd is None or fd[0] != os.getpid():
+            self._file = (os.getpid(), os.open(self.folder / FEATURES, os.O_RDONLY))
+        return self._file[1]
 
     def digests(self) -> np.ndarray:
         return np.load(self.folder / DIGESTS, mmap_mode="r")
@@ -218,6 +249,14 @@ class TeacherBank:
     def close(self) -> None:
         self._features = None
         self._ids = None
+        fd = getattr(self, "_file", None)
+        if fd is not None and fd[0] == os.getpid():
+            os.close(fd[1])
+        self._file = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         return {

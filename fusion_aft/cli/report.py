@@ -27,10 +27,10 @@ def register(app: typer.Typer) -> None:
             emit_json(rep)
             return
         table = Table(title=f"μ attribution: {run} ({rep['method']}, {rep['dim']} teacher features)")
-        for col in ("teacher", "width", "share", "share at init", "mean μ", "entropy", "top features (μ)"):
-            table.add_column(col, justify="left" if col in ("teacher", "top features (μ)") else "right")
+        table.add_column("teacher", no_wrap=True)
+        for col in ("width", "share", "init", "mean μ", "entropy"):
+            table.add_column(col, justify="right")
         for t in rep["teachers"]:
-            tops = ", ".join(f"{f['feature']}:{f['mu']:.2f}" for f in t["top"])
             table.add_row(
                 t["teacher"],
                 str(t["width"]),
@@ -38,8 +38,11 @@ def register(app: typer.Typer) -> None:
                 f"{t['initial_share']:.3f}",
                 f"{t['mean']:.3f}",
                 f"{t['entropy']:.3f}",
-                tops,
             )
         console.print(table)
+        for t in rep["teachers"]:
+            if t["top"]:
+                tops = ", ".join(f"{f['feature']} ({f['mu']:.3f})" for f in t["top"])
+                console.print(f"top features of {t['teacher']}: {tops}", highlight=False)
         if rep.get("plot"):
             err_console.print(f"chart: {rep['plot']}", highlight=False)

@@ -103,6 +103,10 @@ def plot_sweep(record: dict[str, Any], path: Path) -> Path:
         ax.axvline(bx, color="tab:red", linestyle="--", linewidth=1, label=f"chosen β = {best:g}")
         ax.legend(loc="best", fontsize=8)
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(xs, [f"{e['beta']:g}" for e in cands])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("β" + (" (β = 0 drawn at the left edge)" if any(e["beta"] == 0 for e in cands) else ""))
     ax.set_ylabel("holdout accuracy")
     ax.set_title(f"β sweep ({record['n_fit']} fit rows, {record['n_holdout']} holdout rows)", fontsize=9)

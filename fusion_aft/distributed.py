@@ -153,10 +153,18 @@ def init(device: Any = "cpu") -> bool:
 
 
 def _destroy() -> None:
+    """Leave the group at exit, after the other ranks reach the same point (ranks tearing down
+    their connections while a peer still uses them abort the process); a rank that failed early
+    waits at most a minute here instead of hanging the job."""
     global _CPU_GROUP
     if is_initialized():
         import torch.distributed as dist
 
+        try:
+            work = dist.barrier(group=cpu_group(), async_op=True)
+            work.wait(timeout=datetime.timedelta(seconds=60))
+        except Exception:  # noqa: BLE001 - a peer is gone; leave anyway
+            pass
         try:
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 - interpreter shutdown; nothing left to report to

@@ -80,7 +80,7 @@ def assert_same_bank(got: Path, want: Path) -> None:
     assert fusion_aft.bank.verify_bank(got).ok
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _single(tmp_path_factory.mktemp("single"))
 
@@ -103,6 +103,7 @@ def test_shard_and_merge_and_node_local_caches_give_the_single_process_bank(
         assert_same_bank(_folder(tmp_path / f"node{rank}"), single)
 
 
+@pytest.mark.slow
 def test_shared_fs_is_refused_when_the_ranks_see_different_folders(tmp_path: Path) -> None:
     script = tmp_path / "refuse.py"
     script.write_text(

@@ -29,48 +29,54 @@ from fusion_aft import distributed
 import fusion_aft.objectives as objectives, fusion_aft.students as students
 from fusion_aft.train.distributed import Parallel
 
-out, mode, BETA = sys.argv[1], sys.argv[2], float(sys.argv[3])
+out, BETA = sys.argv[1], float(sys.argv[2])
 distributed.init("cpu")
 rank, world = distributed.rank(), distributed.world_size()
 
-class Cfg:
-    global_kernel = mode == "global"
 
-torch.manual_seed(0)
-x = torch.randn(12, 20)
-y = torch.randint(0, 3, (12,))
-psi = torch.randn(12, 10)
-torch.manual_seed(1)
-student = students.create("mlp", 3, hidden=[16, 8], input_dim=20)
-objective = objectives.create("aft", student_dim=8, teacher_dims={"a": 6, "b": 4})
-with torch.no_grad():
-    objective.weights.s.copy_(torch.linspace(-1, 1, 10))  # a non-uniform mu gives s a gradient
-part = slice(rank * 12 // world, (rank + 1) * 12 // world)
-par = Parallel(Cfg(), torch.device("cpu"), needs_pairs=True)
-par.wrap(student, objective)
-logits, feats = par.forward(student, x[part])
-reg, _ = par.regulariser(objective, feats, psi[part])
-ce = F.cross_entropy(logits, y[part])
-(ce + BETA * reg).backward()
+def run(mode):
+    class Cfg:
+        global_kernel = mode == "global"
 
-s_grad = objective.weights.s.grad.clone()
+    torch.manual_seed(0)
+    x = torch.randn(12, 20)
+    y = torch.randint(0, 3, (12,))
+    psi = torch.randn(12, 10)
+    torch.manual_seed(1)
+    student = students.create("mlp", 3, hidden=[16, 8], input_dim=20)
+    objective = objectives.create("aft", student_dim=8, teacher_dims={"a": 6, "b": 4})
+    with torch.no_grad():
+        objective.weights.s.copy_(torch.linspace(-1, 1, 10))  # a non-uniform mu gives s a gradient
+    part = slice(rank * 12 // world, (rank + 1) * 12 // world)
+    par = Parallel(Cfg(), torch.device("cpu"), needs_pairs=True)
+    par.wrap(student, objective)
+    logits, feats = par.forward(student, x[part])
+    reg, _ = par.regulariser(objective, feats, psi[part])
+    ce = F.cross_entropy(logits, y[part])
+    (ce + BETA * reg).backward()
 
-# the regulariser's gradient w.r.t. this rank's feature rows (a leaf, objective not DDP-wrapped)
-leaf = feats.detach().requires_grad_()
-plain = Parallel(Cfg(), torch.device("cpu"), needs_pairs=True)
-(BETA * plain.regulariser(objective, leaf, psi[part])[0]).backward()
+    s_grad = objective.weights.s.grad.clone()
 
-# uneven all_gather: rank r sends r + 2 rows; the gradient comes back to its own rows only
-own = torch.full((rank + 2, 3), float(rank + 1), requires_grad=True)
-gathered = distributed.all_gather(own)
-(gathered * torch.arange(gathered.shape[0]).unsqueeze(1)).sum().backward()
+    # the regulariser's gradient w.r.t. this rank's feature rows (a leaf, objective not DDP-wrapped)
+    leaf = feats.detach().requires_grad_()
+    plain = Parallel(Cfg(), torch.device("cpu"), needs_pairs=True)
+    (BETA * plain.regulariser(objective, leaf, psi[part])[0]).backward()
 
-torch.save({
-    "reg": reg.detach(), "ce": ce.detach(), "feats_grad": leaf.grad,
-    "grads": {k: p.grad for k, p in student.named_parameters()},
-    "s_grad": s_grad,
-    "gathered": gathered.detach(), "own_grad": own.grad,
-}, f"{out}/rank{rank}.pt")
+    # uneven all_gather: rank r sends r + 2 rows; the gradient comes back to its own rows only
+    own = torch.full((rank + 2, 3), float(rank + 1), requires_grad=True)
+    gathered = distributed.all_gather(own)
+    (gathered * torch.arange(gathered.shape[0]).unsqueeze(1)).sum().backward()
+
+    torch.save({
+        "reg": reg.detach(), "ce": ce.detach(), "feats_grad": leaf.grad,
+        "grads": {k: p.grad for k, p in student.named_parameters()},
+        "s_grad": s_grad,
+        "gathered": gathered.detach(), "own_grad": own.grad,
+    }, f"{out}/{mode}/rank{rank}.pt")
+
+
+for mode in ("global", "local"):
+    run(mode)
 """
 
 
@@ -117,18 +123,22 @@ def _reference(mode: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
-    root = tmp_path_factory.mktemp("ddp_kernel")
-    script = root / "driver.py"
-    script.write_text(DRIVER, encoding="utf8")
-    out = {}
-    for mode in ("global", "local"):
-        folder = root / mode
-        folder.mkdir()
-        torchrun(script, str(folder), mode, str(BETA), cwd=root)
-        out[mode] = [torch.load(folder / f"rank{r}.pt") for r in range(WORLD)]
-    return out
+    # computed once for the whole test run, also when pytest-xdist spreads the tests over workers
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "ddp_kernel"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "done").exists():
+            root.mkdir(exist_ok=True)
+            script = root / "driver.py"
+            script.write_text(DRIVER, encoding="utf8")
+            for mode in ("global", "local"):
+                (root / mode).mkdir(exist_ok=True)
+            torchrun(script, str(root), str(BETA), cwd=root)
+            (root / "done").touch()
+    return {m: [torch.load(root / m / f"rank{r}.pt") for r in range(WORLD)] for m in ("global", "local")}
 
 
 def test_global_kernel_loss_equals_single_process_loss_on_the_concatenated_batch(ranks) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,18 +39,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 import fusion_aft
-root, kernel, options = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+root, options, kernels = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3].split(",")
 rank = os.environ.get("RANK", "single")
-name = sys.argv[4] if len(sys.argv) > 4 else f"run-{kernel}"
-result = fusion_aft.train(out=str(root / name), cache_dir=str(root / "cache"),
-                          global_kernel=kernel == "global", **options)
-tensors = load_file(Path(result.run_dir) / "student" / "student.safetensors")
-digest = hashlib.sha256()
-for name in sorted(tensors):
-    digest.update(name.encode() + tensors[name].numpy().tobytes())
-save_file(tensors, str(root / f"{kernel}-{rank}.safetensors"))
-(root / f"{kernel}-{rank}.json").write_text(json.dumps(
-    {"digest": digest.hexdigest(), "accuracy": result.test_accuracy, "run_dir": str(result.run_dir)}))
+for kernel in kernels:
+    result = fusion_aft.train(out=str(root / f"run-{kernel}-{rank}"), cache_dir=str(root / "cache"),
+                              global_kernel=kernel == "global", **options)
+    tensors = load_file(Path(result.run_dir) / "student" / "student.safetensors")
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode() + tensors[name].numpy().tobytes())
+    save_file(tensors, str(root / f"{kernel}-{rank}.safetensors"))
+    (root / f"{kernel}-{rank}.json").write_text(json.dumps(
+        {"digest": digest.hexdigest(), "accuracy": result.test_accuracy, "run_dir": str(result.run_dir)}))
 """
 
 
@@ -62,16 +63,23 @@ def _run(cmd: list[str], cwd: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ddp_train")
-    script = root / "driver.py"
-    script.write_text(DRIVER, encoding="utf8")
-    options = json.dumps(OPTIONS)
-    for kernel in ("local", "global"):
-        _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-              str(script), str(root), kernel, options], root)
-    _run([sys.executable, str(script), str(root), "global", options, "run-single"], root)
+    # computed once for the whole test run, also when pytest-xdist spreads the tests over workers
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "ddp_train"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            script = root / "driver.py"
+            script.write_text(DRIVER, encoding="utf8")
+            options = json.dumps(OPTIONS)
+            _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                  str(script), str(root), options, "local,global"], root)
+            _run([sys.executable, str(script), str(root), options, "global"], root)
+            (root / "done").touch()
     return root
 
 
@@ -89,7 +97,7 @@ def test_ddp_training_ends_with_identical_weights_on_both_ranks(runs: Path) -> N
 
 
 def test_rank_zero_alone_writes_the_run_folder(runs: Path) -> None:
-    run = runs / "run-local"
+    run = runs / "run-local-0"
     assert _report(runs, "local-0")["run_dir"] == str(run)
     assert not Path(_report(runs, "local-1")["run_dir"]).exists()  # rank 1's scratch is gone
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

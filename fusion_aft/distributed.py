@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 3600
 
 _CPU_GROUP: Any = None
+_EXIT_GROUP: Any = None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -147,6 +148,8 @@ def init(device: Any = "cpu") -> bool:
         backend = "gloo"
     timeout = datetime.timedelta(seconds=_env_int("FUSION_AFT_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     dist.init_process_group(backend=backend, timeout=timeout)
+    global _EXIT_GROUP
+    _EXIT_GROUP = dist.new_group(backend="gloo")  # its barrier never pairs with the work's collectives
     atexit.register(_destroy)
     log.info("joined the process group: rank %d of %d (backend %s)", rank(), world_size(), backend)
     return True
@@ -156,12 +159,12 @@ def _destroy() -> None:
     """Leave the group at exit, after the other ranks reach the same point (ranks tearing down
     their connections while a peer still uses them abort the process); a rank that failed early
     waits at most a minute here instead of hanging the job."""
-    global _CPU_GROUP
+    global _CPU_GROUP, _EXIT_GROUP
     if is_initialized():
         import torch.distributed as dist
 
         try:
-            work = dist.barrier(group=cpu_group(), async_op=True)
+            work = dist.barrier(group=_EXIT_GROUP, async_op=True)
             work.wait(timeout=datetime.timedelta(seconds=60))
         except Exception:  # noqa: BLE001 - a peer is gone; leave anyway
             pass
@@ -169,7 +172,7 @@ def _destroy() -> None:
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 - interpreter shutdown; nothing left to report to
             pass
-    _CPU_GROUP = None
+    _CPU_GROUP = _EXIT_GROUP = None
 
 
 def cpu_group() -> Any:

@@ -406,6 +406,13 @@ def _job(folder: Path, teacher: Any, split: Any, manifest: BankManifest, num_wor
 
 def _finalise(job: _Job, manifest: BankManifest, known: dict[int, str]) -> None:
     """Check every chunk of the feature file, record its checksum, write the finished manifest."""
+    missing = [b for i, b in enumerate(job.bounds) if i not in known]
+    if missing:
+        start, stop = missing[0]
+        raise UserInputError(
+            f"bank {job.folder}: {len(missing)} chunk(s), e.g. rows {start}..{stop - 1}, were not finished "
+            "by the process they were given to; run the same command again to extract them"
+        )
     feats = np.load(job.folder / FEATURES, mmap_mode="r")
     chunks: list[ChunkInfo] = []
     for i, (start, stop) in enumerate(job.bounds):

@@ -972,7 +972,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         m = sec["memory"]
         names = ["none", "ours", "ram"]
         vals = [m["runs"][k]["peak_rss_mib"] for k in names]
-        ax.bar(["no bank", "fusion-aft (mmap)", "bank in RAM"], vals, color=["grey", "tab:green", "tab:red"])
+        labels = ["no bank", "fusion-aft (on disk)", "bank in RAM"]
+        ax.bar(labels, vals, color=["grey", "tab:green", "tab:red"])
         ax.axhline(vals[0] + 1024, color="k", ls="--", label="target: no bank + 1 GiB")
         ax.set_ylabel("peak RSS (MiB)")
         ax.legend()

@@ -45,7 +45,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     logging.basicConfig(

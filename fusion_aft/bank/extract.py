@@ -160,6 +160,26 @@ def auto_workers(rows: int, batch_size: int) -> int:
     return min(4, cores - 1)
 
 
+def measured_workers(split: Any, teacher: Any, start: int, batch_size: int, cores_workers: int) -> int:
+    """Workers worth starting: none when preparing a batch costs under a tenth of its forward.
+
+    A worker only helps when the input pipeline is a real share of the work; otherwise it
+    competes with the teacher's forward for the same cores. Timed on a few rows (both costs grow
+    with the row count alike), in the main process, before the loader starts.
+    """
+    if cores_workers == 0:
+        return 0
+    stop = min(len(split), start + min(batch_size, 8))
+    t0 = time.perf_counter()
+    batch = _Collate(teacher)([_PreparedRows(split, teacher, 0)[i] for i in range(start, stop)])
+    t1 = time.perf_counter()
+    if isinstance(batch, _Failed):
+        return cores_workers  # the loader reports the failure with its record id
+    _forward(teacher, batch)
+    t2 = time.perf_counter()
+    return 0 if (t1 - t0) < 0.1 * (t2 - t1) else cores_workers
+
+
 def default_chunk_rows(batch_size: int) -> int:
     return batch_size * max(1, math.ceil(TARGET_CHUNK_ROWS / batch_size))
 
@@ -397,7 +417,12 @@ def _run(
     start = manifest.rows_done
     ref = manifest.teacher.ref
     np_dtype = np.dtype(manifest.dtype)
-    workers = auto_workers(rows - start, manifest.batch_size) if num_workers is None else int(num_workers)
+    if num_workers is None:
+        workers = measured_workers(
+            split, teacher, start, manifest.batch_size, auto_workers(rows - start, manifest.batch_size)
+        )
+    else:
+        workers = int(num_workers)
     task = bar.task(f"{ref} · {manifest.dataset.name}/{manifest.dataset.split}", rows, start)
     features = np.lib.format.open_memmap(folder / FEATURES, mode="r+")
     pending: list[np.ndarray] = []

@@ -678,7 +678,7 @@ def run_extraction(sizes: Sizes, work: Path, tick: Callable[[str], None]) -> dic
                 "dataset": spec["dataset"],
                 "rows": rows,
                 "batch": bs,
-                "num_workers": auto_workers(rows, bs),
+                "num_workers_cap": auto_workers(rows, bs),
                 "bare_forward_rows_per_s": round(bare_rate, 2),
                 "extract_rows_per_s": round(ext_rate, 2),
                 "ratio": round(ratio, 6),

@@ -6,6 +6,7 @@ cause (:class:`~fusion_aft.errors.UserInputError`) print as one line and exit wi
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -65,6 +66,10 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
+#: storage failures a user fixes (disk full, read-only or forbidden folder): one line, exit code 2
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -72,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, standalone_mode=False)  # a typer.Exit(code) comes back as its code
     except UserInputError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(
+            f"error: {exc.strerror or exc}{where}; free some space or choose a writable folder "
+            "(--out / --cache-dir) and run the command again (training: add --resume)",
+            markup=False, highlight=False, soft_wrap=True,
+        )
         return 2
     except typer.Exit as exc:
         return exc.exit_code

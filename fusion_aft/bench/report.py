@@ -319,7 +319,7 @@ def _fig_strength(summaries: list[Summary], path: Path) -> bool:
                 [m[0] for m in mp],
                 [m[1] for m in mp],
                 style,
-                color="C3" if method == "aft" else f"C{j}",
+                color="C3" if method == "aft" else f"C{j if j < 3 else j + 1}",
                 label=method_label(method),
                 ms=5,
             )

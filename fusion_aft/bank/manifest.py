@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fusion_aft.errors import UserInputError
+from fusion_aft.versions import library_versions
 
 __all__ = [
     "FORMAT_VERSION",
@@ -135,29 +135,6 @@ class BankManifest(_Model):
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of what can change the features: Python, numpy, torch and loaded model libraries."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for dist, module in (
-        ("fusion-aft", "fusion_aft"),
-        ("numpy", "numpy"),
-        ("torch", "torch"),
-        ("timm", "timm"),
-        ("transformers", "transformers"),
-        ("sentence-transformers", "sentence_transformers"),
-        ("open_clip_torch", "open_clip"),
-        ("pillow", "PIL"),
-    ):
-        if module in sys.modules or dist in ("fusion-aft", "numpy", "torch"):
-            try:
-                out[dist] = version(dist)
-            except PackageNotFoundError:
-                continue
-    return out
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from fusion_aft.versions import library_versions
+
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
@@ -255,16 +257,6 @@ def _load() -> list[float] | None:
         return None
 
 
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("fusion-aft", "torch", "numpy", "timm", "transformers", "sentence-transformers"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[dist] = version(dist)
-    return out
-
-
 # -- timing helpers ------------------------------------------------------------------------------------
 def interleaved(
     arms: dict[str, Callable[[], Any]], reps: int, inner: int = 1, warmup: int = 1
@@ -324,9 +316,6 @@ def write_synthetic_bank(
         now,
         write_manifest,
     )
-    from fusion_aft.bank.manifest import (
-        library_versions as bank_versions,
-    )
     from fusion_aft.bank.store import DIGESTS, FEATURES, IDS, chunk_sha256, file_sha256
 
     folder = Path(folder)
@@ -384,7 +373,7 @@ def write_synthetic_bank(
         stats=FeatureStats(mean=mean.tolist(), std=std.tolist()),
         ids_sha256=file_sha256(folder / IDS),
         digests_sha256=file_sha256(folder / DIGESTS),
-        versions=bank_versions(),
+        versions=library_versions(),
         created=stamp,
         updated=stamp,
     )

@@ -6,24 +6,14 @@ import datetime as _dt
 import logging
 import os
 import platform
-from importlib import metadata
 from typing import Any
 
 import torch
 
+from fusion_aft.versions import library_versions
+
 log = logging.getLogger(__name__)
 
-LIBRARIES = (
-    "fusion-aft",
-    "torch",
-    "numpy",
-    "timm",
-    "transformers",
-    "sentence-transformers",
-    "open_clip_torch",
-    "safetensors",
-    "pydantic",
-)
 
 
 def _call(obj: Any, name: str) -> Any:
@@ -72,16 +62,6 @@ def bank_entries(bank: Any) -> list[dict[str, Any]]:
                 "fingerprints": fingerprints.get(ref),
             }
         )
-    return out
-
-
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
     return out
 
 

@@ -71,7 +71,11 @@ class TrainConfig(BaseModel):
     target_steps: int = Field(5000, ge=1, description="default length, rounded up to whole epochs")
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0.0)
-    objective_lr: float | None = Field(None, gt=0.0, description="None = the objective's own default")
+    objective_lr: float | None = Field(
+        None, gt=0.0,
+        description="lr of the objective's own parameters (AFT's μ); None = its default; "
+        "heads that learn at the student's lr (KD, RKD, FT) keep it",
+    )
     weight_decay: float = Field(0.0, ge=0.0)
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: bool = False

@@ -92,7 +92,8 @@ def build_optimizer(cfg: TrainConfig, student: nn.Module, objective: Any) -> tor
     for group in objective.param_groups(cfg.lr):
         group = dict(group)
         group.setdefault("name", "objective")
-        if cfg.objective_lr is not None:
+        # only parameters with an lr of their own (AFT's s); heads that follow the student keep its lr
+        if cfg.objective_lr is not None and objective.param_lr is not None:
             group["lr"] = cfg.objective_lr
         groups.append(group)
     params = [p for g in groups for p in g["params"]]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 
+import pytest
 import torch
 
 from fusion_aft.bank.extract import measured_workers
 from fusion_aft.data.records import Split
 from fusion_aft.teachers.base import Teacher
+
+# the package exports the function ``extract``, which hides the module of the same name
+extract = importlib.import_module("fusion_aft.bank.extract")
 
 
 class _TimedTeacher(Teacher):
@@ -29,10 +34,23 @@ def _split(n: int = 32) -> Split:
     return Split("train", [f"r{i}" for i in range(n)], [0] * n, lambda i: {"text": "x" * (i + 1)})
 
 
+@pytest.fixture
+def busy_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's threads occupy every core."""
+    monkeypatch.setattr(extract, "usable_cores", lambda: torch.get_num_threads())
+
+
+def test_idle_cores_get_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(extract, "usable_cores", lambda: torch.get_num_threads() + 2)
+    assert measured_workers(_split(), _TimedTeacher(0.0, 0.05), 0, 16, cores_workers=4) == 2
+
+
+@pytest.mark.usefixtures("busy_cores")
 def test_cheap_inputs_run_in_the_main_process() -> None:
     assert measured_workers(_split(), _TimedTeacher(0.0, 0.05), 0, 16, cores_workers=1) == 0
 
 
+@pytest.mark.usefixtures("busy_cores")
 def test_costly_inputs_get_workers() -> None:
     assert measured_workers(_split(), _TimedTeacher(0.01, 0.01), 0, 16, cores_workers=3) == 3
 

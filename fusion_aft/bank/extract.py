@@ -149,26 +149,37 @@ def _check_modality(teacher: Any, split: Any, dataset_name: str) -> None:
         )
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def auto_workers(rows: int, batch_size: int) -> int:
     """DataLoader workers for ``teacher.prepare``: none for tiny jobs, else up to 4 spare cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     if rows <= 2 * batch_size or cores < 2:
         return 0
     return min(4, cores - 1)
 
 
 def measured_workers(split: Any, teacher: Any, start: int, batch_size: int, cores_workers: int) -> int:
-    """Workers worth starting: none when preparing a batch costs under a tenth of its forward.
+    """Workers worth starting for ``teacher.prepare``.
 
-    A worker only helps when the input pipeline is a real share of the work; otherwise it
-    competes with the teacher's forward for the same cores. Timed on a few rows (both costs grow
-    with the row count alike), in the main process, before the loader starts.
+    Cores that torch's own threads leave idle are free for workers. When torch already uses
+    every core, a worker only helps if the input pipeline is a real share of the work (at least
+    a tenth of the forward); otherwise it competes with the forward for the same cores. Timed on
+    a few rows (both costs grow with the row count alike), in the main process.
     """
+    import torch
+
     if cores_workers == 0:
         return 0
+    idle = usable_cores() - torch.get_num_threads()
+    if idle >= 1:
+        return min(cores_workers, idle)
     stop = min(len(split), start + min(batch_size, 8))
     t0 = time.perf_counter()
     batch = _Collate(teacher)([_PreparedRows(split, teacher, 0)[i] for i in range(start, stop)])

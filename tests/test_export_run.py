@@ -6,7 +6,6 @@ short texts) in the layout the trainer writes, so export is tested on its own.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -21,23 +20,12 @@ from PIL import Image
 import fusion_aft
 from fusion_aft.cli import main
 from fusion_aft.data.records import Record
+from fusion_aft.data.sources.fashion_mnist import CLASSES, FILES, read_idx
+from fusion_aft.data.sources.fashion_mnist import ROOT as FMNIST
 from fusion_aft.errors import UserInputError
 from fusion_aft.students import create, save_student
 from fusion_aft.students.export import export_run
 
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
 TEACHERS = [
     {
         "name": "efficientnet-lite0",
@@ -64,19 +52,12 @@ TEACHERS = [
 ]
 
 
-def _idx(path: Path) -> np.ndarray:
-    data = gzip.open(path, "rb").read()
-    nd = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
 def _fashion(n: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     if not FMNIST.is_dir():
         pytest.skip("Debian package dataset-fashion-mnist is not installed")
-    prefix = "train" if split == "train" else "t10k"
-    x = _idx(FMNIST / f"{prefix}-images-idx3-ubyte.gz")[:n]
-    y = _idx(FMNIST / f"{prefix}-labels-idx1-ubyte.gz")[:n]
+    images, labels = FILES[split]
+    x = read_idx(FMNIST / images)[:n]
+    y = read_idx(FMNIST / labels)[:n]
     return x, y.astype(np.int64)
 
 

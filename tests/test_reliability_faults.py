@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file
 
 import fusion_aft
+from fusion_aft import fileio
 from fusion_aft.bank import TeacherBank, verify_bank
 from fusion_aft.bank import manifest as manifest_module
 from fusion_aft.bank.manifest import read_manifest
@@ -129,7 +130,7 @@ def _kill_at(kind: str, n: int, monkeypatch: pytest.MonkeyPatch, glove: Any) -> 
                 tick()
             real_replace(src, dst)
 
-        monkeypatch.setattr(manifest_module.os, "replace", replace)
+        monkeypatch.setattr(fileio.os, "replace", replace)
     else:
         raise AssertionError(kind)
 
@@ -263,7 +264,7 @@ def test_crash_while_replacing_a_manifest_keeps_the_previous_one(
     before = (folder / "manifest.json").read_bytes()
     manifest = read_manifest(folder)
     manifest.versions["note"] = "an update that never lands"
-    _crash_on_replace(monkeypatch, manifest_module, "manifest.json")
+    _crash_on_replace(monkeypatch, fileio, "manifest.json")
     with pytest.raises(Crash):
         manifest_module.write_manifest(folder, manifest)
     monkeypatch.undo()
@@ -281,7 +282,7 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monke
     with torch.no_grad():
         student.weight.add_(1.0)
     for target in ("step-00000002", "latest"):  # the folder rename, then the pointer rename
-        _crash_on_replace(monkeypatch, ckpt, target)
+        _crash_on_replace(monkeypatch, fileio, target)
         with pytest.raises(Crash):
             ckpt.save_checkpoint(root, 2, student, objective, {"rng": ckpt.rng_state()})
         monkeypatch.undo()
@@ -298,7 +299,7 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monke
 def test_crash_while_writing_run_json_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
     path = tmp_path / "result.json"
     ckpt.atomic_write_json(path, {"test_accuracy": 0.5})
-    _crash_on_replace(monkeypatch, ckpt, "result.json")
+    _crash_on_replace(monkeypatch, fileio, "result.json")
     with pytest.raises(Crash):
         ckpt.atomic_write_json(path, {"test_accuracy": 0.9})
     monkeypatch.undo()

@@ -65,13 +65,13 @@ from fusion_aft.bank.manifest import (
     BankManifest,
     ChunkInfo,
     DatasetInfo,
-    atomic_write_bytes,
     read_manifest,
     write_manifest,
 )
 from fusion_aft.bank.store import FEATURES, TeacherBank, bank_folder, chunk_sha256, resolve_cache_dir
 from fusion_aft.distributed import shard
 from fusion_aft.errors import UserInputError
+from fusion_aft.fileio import atomic_write_bytes
 
 __all__ = ["FsLayout", "PARTS", "chunk_bounds", "extract_distributed", "filesystem_layout"]
 

@@ -34,7 +34,6 @@ from fusion_aft.bank.manifest import (
     DatasetInfo,
     FeatureStats,
     TeacherInfo,
-    atomic_write_bytes,
     library_versions,
     now,
     read_manifest,
@@ -49,9 +48,9 @@ from fusion_aft.bank.store import (
     TeacherBank,
     bank_folder,
     chunk_sha256,
-    file_sha256,
 )
 from fusion_aft.errors import UserInputError
+from fusion_aft.fileio import atomic_write_bytes, file_sha256
 
 __all__ = ["BankLockedError", "NonFiniteFeaturesError", "PlanEntry", "extract", "plan"]
 

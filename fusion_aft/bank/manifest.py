@@ -10,7 +10,6 @@ fsync and ``os.replace``, so a crash leaves either the old or the new manifest, 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fusion_aft.errors import UserInputError
+from fusion_aft.fileio import atomic_write_bytes
 from fusion_aft.versions import library_versions
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "DatasetInfo",
     "FeatureStats",
     "TeacherInfo",
-    "atomic_write_bytes",
     "library_versions",
     "now",
     "read_manifest",
@@ -135,30 +134,6 @@ class BankManifest(_Model):
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_manifest(folder: Path, manifest: BankManifest) -> None:

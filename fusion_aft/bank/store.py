@@ -31,6 +31,7 @@ import numpy as np
 from fusion_aft import paths
 from fusion_aft.bank.manifest import MANIFEST, BankManifest, CorruptBankError, read_manifest
 from fusion_aft.errors import StaleBankError
+from fusion_aft.fileio import file_sha256
 
 __all__ = [
     "DIGESTS",
@@ -83,14 +84,6 @@ def bank_folder(
 
 def chunk_sha256(block: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(block).tobytes()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _npy_header_size(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:

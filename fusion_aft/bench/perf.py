@@ -312,11 +312,11 @@ def write_synthetic_bank(
         DatasetInfo,
         FeatureStats,
         TeacherInfo,
-        atomic_write_bytes,
         now,
         write_manifest,
     )
-    from fusion_aft.bank.store import DIGESTS, FEATURES, IDS, chunk_sha256, file_sha256
+    from fusion_aft.bank.store import DIGESTS, FEATURES, IDS, chunk_sha256
+    from fusion_aft.fileio import atomic_write_bytes, file_sha256
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from fusion_aft.bench.cells import Cell, run_cells, tune_cells
-from fusion_aft.bench.store import CellStore, write_json_atomic
+from fusion_aft.bench.store import CellStore
 from fusion_aft.bench.suite import PROBE, ResolvedTask, Suite
 from fusion_aft.bench.validate import validate_names
+from fusion_aft.fileio import atomic_write_json
 
 __all__ = ["TaskContext", "environment", "render_summary", "run_suite"]
 
@@ -356,7 +357,7 @@ def run_suite(
             bar.update(overall, info=f"{task.name}: preparing data and banks")
             ctx = prepare_task(task, _device(task.device), progress=progress)
             _merge_extraction(extraction_log, ctx.extraction)
-            write_json_atomic(out / "extraction.json", extraction_log)
+            atomic_write_json(out / "extraction.json", extraction_log)
 
             def do(cell: Cell) -> dict[str, Any]:
                 nonlocal n_run, n_reused
@@ -494,7 +495,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     """results.json, results.csv (one row per cell), report.md and the figures."""
     from fusion_aft.bench.report import write_report
 
-    write_json_atomic(out / "results.json", results)
+    atomic_write_json(out / "results.json", results)
     fields = [
         "task",
         "kind",
@@ -525,7 +526,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
             writer.writerow(row)
     os.replace(tmp, out / "results.csv")
     results["figures"] = write_report(results, out)
-    write_json_atomic(out / "results.json", results)
+    atomic_write_json(out / "results.json", results)
 
 
 def render_summary(results: dict[str, Any], console: Any) -> None:

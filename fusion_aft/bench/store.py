@@ -8,31 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fusion_aft.bench.cells import Cell
+from fusion_aft.fileio import atomic_write_json
 
-__all__ = ["CellStore", "write_json_atomic"]
+__all__ = ["CellStore"]
 
 log = logging.getLogger(__name__)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as fh:
-            json.dump(obj, fh, indent=2, default=str, allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CellStore:
@@ -62,5 +46,5 @@ class CellStore:
     def put(self, cell: Cell, result: dict[str, Any]) -> dict[str, Any]:
         """Store ``result`` (augmented with the cell's identity and digest) and return it."""
         record = {**cell.describe(), **result, "digest": cell.digest()}
-        write_json_atomic(self.path(cell), record)
+        atomic_write_json(self.path(cell), record)
         return record

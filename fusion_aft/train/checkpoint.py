@@ -14,7 +14,6 @@ crash mid-write therefore leaves the previous checkpoint and pointer valid.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -29,42 +28,11 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from fusion_aft.fileio import atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 POINTER = "latest"
-
-
-# -- atomic file helpers -------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- RNG states ----------------------------------------------------------------------------------
@@ -150,7 +118,7 @@ def save_checkpoint(
         if final.exists():  # the same step written again (a rerun of the last step)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

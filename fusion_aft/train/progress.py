@@ -60,7 +60,7 @@ class MetricsLog:
 
     def truncate_to(self, step: int) -> None:
         """Drop training records at or after ``step`` (written by a run that was then killed)."""
-        from fusion_aft.train.checkpoint import atomic_write_text
+        from fusion_aft.fileio import atomic_write_text
 
         kept = [r for r in read_metrics(self.path) if r.get("phase") == "train" and r.get("step", 0) < step]
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))

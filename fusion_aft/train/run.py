@@ -20,7 +20,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.train.checkpoint import atomic_write_json
+from fusion_aft.fileio import atomic_write_json
 from fusion_aft.train.config import OPERATIONAL_KEYS, TrainConfig, load_config
 from fusion_aft.train.distributed import rank_setup
 from fusion_aft.train.engine import Callback, FitSpec, evaluate, fit

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_aft.data.records import Split
-from fusion_aft.train.checkpoint import atomic_write_json
+from fusion_aft.fileio import atomic_write_json
 from fusion_aft.train.engine import FitSpec, evaluate, fit
 
 log = logging.getLogger(__name__)

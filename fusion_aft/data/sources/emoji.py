@@ -27,7 +27,8 @@ import numpy as np
 from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
 from fusion_aft.data.select import stratified_partition
-from fusion_aft.data.sources._common import file_sha256, require_file
+from fusion_aft.data.sources._common import require_file
+from fusion_aft.fileio import file_sha256
 
 FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 EMOJI_TEST = Path("/usr/share/unicode/emoji/emoji-test.txt")

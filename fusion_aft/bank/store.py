@@ -181,14 +181,17 @@ class TeacherBank:
         if self._verified is None:
             self._verified = np.zeros(len(m.chunks), dtype=bool)
         positions = np.asarray(positions, dtype=np.int64)
-        for c in np.unique(positions // m.chunk_rows):
-            if c >= len(m.chunks):
-                raise CorruptBankError(
-                    f"bank {self.folder}: row {int(c) * m.chunk_rows} is beyond its finished chunks; "
-                    "run the extraction again to finish it"
-                )
-            if self._verified[c]:
-                continue
+        if len(positions) == 0:
+            return self._read_rows(positions)
+        touched = np.unique(positions // m.chunk_rows)
+        beyond = touched[touched >= len(m.chunks)]
+        if len(beyond):
+            raise CorruptBankError(
+                f"bank {self.folder}: row {int(beyond[0]) * m.chunk_rows} is beyond its finished chunks; "
+                "run the extraction again to finish it"
+            )
+        # only chunks not yet checked by this process go through the loop (usually none)
+        for c in touched[~self._verified[touched]].tolist():
             chunk = m.chunks[c]
             if chunk_sha256(self._read_rows(np.arange(chunk.start, chunk.stop))) != chunk.sha256:
                 raise CorruptBankError(

@@ -26,6 +26,7 @@ Example::
 
     fusion-aft bench perf --out benchmarks/results          # full run, about 15 min on 2 cores
     fusion-aft bench perf --out /tmp/perf --quick           # smoke run, well under a minute
+    fusion-aft bench perf --out /tmp/perf --section scaling # one section (repeatable)
 """
 
 from __future__ import annotations
@@ -1139,7 +1140,10 @@ def main(
         schema=SCHEMA,
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         quick=quick,
-        command="fusion-aft bench perf --out " + str(out) + (" --quick" if quick else ""),
+        command="fusion-aft bench perf --out "
+        + str(out)
+        + (" --quick" if quick else "")
+        + "".join(f" --section {name}" for name in (sections or ())),
         machine=machine_info(),
         versions=library_versions(),
     )

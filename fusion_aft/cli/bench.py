@@ -26,6 +26,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, "--device", help="override the suite's device (cpu, cuda, cuda:1)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         quick: bool = typer.Option(False, "--quick", help="perf only: shrink every size for a smoke run"),
+        section: list[str] = typer.Option(
+            None,
+            "--section",
+            help="perf only: run just this section (repeatable): overhead, regulariser, extraction, "
+            "memory, scaling",
+        ),
     ) -> None:
         """Run every (task, method, teacher subset, seed) cell of SUITE; finished cells are reused.
 
@@ -45,7 +51,9 @@ def register(app: typer.Typer) -> None:
                 raise UserInputError("the performance suite is not part of this installation")
             from fusion_aft.bench import perf
 
-            perf.main(out or Path("benchmarks/results"), quick=quick, progress=progress)
+            perf.main(
+                out or Path("benchmarks/results"), quick=quick, progress=progress, sections=section or None
+            )
             return
 
         from fusion_aft.bench.suite import load_suite

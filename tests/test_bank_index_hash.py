@@ -8,6 +8,7 @@ import pytest
 import fusion_aft.bank.index as index_module
 from fusion_aft.bank import CorruptBankError, JointBank, TeacherBank, UnknownIdsError
 from fusion_aft.bank.index import HashTable, IdIndex, hash_ids
+from fusion_aft.bank.joint import _float32
 from fusion_aft.bench.perf import write_synthetic_bank
 from fusion_aft.errors import UserInputError
 
@@ -138,3 +139,31 @@ def test_checked_rows_refuses_a_damaged_chunk_after_others_were_checked(tmp_path
     store.manifest.chunks = store.manifest.chunks[:6]
     with pytest.raises(CorruptBankError, match="row 1536 is beyond its finished chunks"):
         store.checked_rows(np.array([3, 1600, 2000]))
+
+
+def test_float16_widening_is_exact_for_every_bit_pattern() -> None:
+    every = np.arange(65536, dtype=np.uint16).view(np.float16)
+    for shape in [(65536, 1), (512, 128), (2, 32768)]:  # one piece, several pieces, a row per piece
+        block = every.reshape(shape)
+        got = _float32(block)
+        assert got.dtype == np.float32 and got.shape == shape
+        expected = block.astype(np.float32)
+        nan = np.isnan(expected)  # NaN payloads may differ; banks never hold NaN (extraction refuses it)
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        np.testing.assert_array_equal(got.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
+    readonly = every.reshape(256, 256)
+    readonly.flags.writeable = False
+    np.testing.assert_array_equal(_float32(readonly[:100]), readonly[:100].astype(np.float32))
+    assert _float32(np.ones((2, 2), np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("width", [3, 384, 20000])
+def test_joint_bank_float16_rows_widen_exactly(tmp_path, width: int) -> None:
+    rows = 300 if width < 20000 else 40
+    folder = write_synthetic_bank(tmp_path / "bank", rows, width, chunk_rows=64)
+    features = np.load(folder / "features.npy")
+    bank = JointBank.open([folder])
+    picks = np.random.default_rng(width).permutation(rows)[:200]
+    got = bank.rows([str(int(p)) for p in picks])
+    assert got.dtype == np.float32 and got.flags.writeable
+    np.testing.assert_array_equal(got.view(np.uint32), features[picks].astype(np.float32).view(np.uint32))

@@ -202,7 +202,7 @@ class TeacherBank:
         return self._read_rows(positions)
 
     def _read_rows(self, positions: np.ndarray) -> np.ndarray:
-        """``features[positions]`` (read-only) read with ``pread``, one call per run of consecutive rows.
+        """``features[positions]`` as a writable copy, read with ``pread``, one call per run of rows.
 
         Reads go through the page cache without being mapped into this process, so its resident
         memory stays flat however much of a large bank an epoch touches (fancy indexing of the
@@ -219,7 +219,7 @@ class TeacherBank:
         offsets = feats.offset + positions[starts] * row_bytes
         fd = self._fd()
         pieces = zip(offsets.tolist(), sizes.tolist(), strict=True)
-        data = b"".join([os.pread(fd, n, off) for off, n in pieces])
+        data = bytearray().join([os.pread(fd, n, off) for off, n in pieces])  # writable, no copy
         if len(data) != len(positions) * row_bytes:
             raise CorruptBankError(f"bank {self.folder}: {FEATURES} is shorter than its manifest says")
         return np.frombuffer(data, dtype=feats.dtype).reshape(len(positions), feats.shape[1])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fusion_aft.errors import UserInputError
 from fusion_aft.objectives import create, from_config
 from fusion_aft.objectives.ft import validation_split
 from fusion_aft.objectives.logme import logme
@@ -30,8 +31,8 @@ def np_smooth_l1(a, b):
     return float(np.where(d < 1, 0.5 * d**2, d - 0.5).mean())
 
 
-def np_rkd(s, t):
-    """Park et al. 2019 written out with the [B, B, D] difference tensor."""
+def np_rkd(s, t, anchors=None):
+    """Park et al. 2019 written out with the [B, B, D] difference tensor (angle apexes: ``anchors``)."""
     def dist(x):
         d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
         return d / d[d > 0].mean()
@@ -40,7 +41,8 @@ def np_rkd(s, t):
         e = x[None, :, :] - x[:, None, :]  # e[i, j] = x_j - x_i
         n = np.sqrt((e**2).sum(-1, keepdims=True))
         e = e / np.maximum(n, 1e-12)
-        return np.einsum("ijd,ikd->ijk", e, e)
+        a = np.einsum("ijd,ikd->ijk", e, e)
+        return a if anchors is None else a[anchors]
 
     return (np_smooth_l1(dist(s), dist(t)) + 2 * np_smooth_l1(angle(s), angle(t))) / 2
 
@@ -89,6 +91,24 @@ def test_rkd_matches_park_et_al_and_its_gradient(data):
     assert t.grad is None
     np.testing.assert_allclose(p.grad.numpy(), central_diff(lambda x: np_rkd(x, psi), phi), rtol=1e-5,
                                atol=1e-9)
+
+
+def test_rkd_angle_anchors_average_the_triplets_of_evenly_spaced_apexes():
+    rng = np.random.default_rng(3)
+    phi, psi = rng.normal(size=(9, 4)), rng.normal(size=(9, 6))
+    obj = create("rkd", 4, {"t": 6}, angle_anchors=3).double()
+    p = torch.tensor(phi, requires_grad=True)
+    loss, _ = obj(p, torch.tensor(psi))
+    assert float(loss) == pytest.approx(np_rkd(phi, psi, anchors=[0, 4, 8]), rel=1e-10)
+    loss.backward()
+    np.testing.assert_allclose(p.grad.numpy(), central_diff(lambda x: np_rkd(x, psi, [0, 4, 8]), phi),
+                               rtol=1e-5, atol=1e-9)
+    # as many anchors as rows (or more) is the full angle term
+    full = create("rkd", 4, {"t": 6}, angle_anchors=9).double()(torch.tensor(phi), torch.tensor(psi))[0]
+    assert float(full) == pytest.approx(np_rkd(phi, psi), rel=1e-10)
+    assert from_config(obj.config()).angle_anchors == 3
+    with pytest.raises(UserInputError, match="angle_anchors"):
+        create("rkd", 4, {"t": 6}, angle_anchors=0)
 
 
 def test_rkd_with_duplicate_rows_is_finite():

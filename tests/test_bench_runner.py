@@ -127,3 +127,23 @@ def test_linear_probe_on_a_real_bank_matches_sklearn_and_slices_by_teacher(first
     cells = json.loads((first_run[0] / "results.json").read_text())["cells"]
     full_probe = [c for c in cells if c["method"] == "probe" and len(c["teachers"]) == 2]
     assert len(full_probe) == 1 and 0.0 <= full_probe[0]["accuracy"] <= 1.0
+
+
+def test_parallel_jobs_give_the_same_cells_as_one_process(first_run, tmp_path):
+    out, first = first_run
+    par = run_suite(parse_suite(MICRO), tmp_path / "par", progress=False, jobs=2)
+    assert par["cells_run"] == 13 and par["jobs"] == 2
+    # every cell is seeded from its own settings: which worker ran it does not matter
+    accuracy = {c["key"]: c["accuracy"] for c in first["cells"]}
+    assert {c["key"]: c["accuracy"] for c in par["cells"]} == accuracy
+    assert par["tuning"] == first["tuning"]
+    again = run_suite(parse_suite(MICRO), tmp_path / "par", progress=False, jobs=2)
+    assert again["cells_run"] == 0 and again["cells_reused"] == 13
+
+
+def test_jobs_must_be_a_positive_whole_number(tmp_path):
+    from fusion_aft.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="jobs"):
+        run_suite(parse_suite(MICRO), tmp_path / "x", progress=False, jobs=0)
+    assert not (tmp_path / "x").exists()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_aft.bench.cells import Cell, run_cells, tune_cells
+from fusion_aft.bench.parallel import run_parallel
 from fusion_aft.bench.store import CellStore
 from fusion_aft.bench.suite import PROBE, ResolvedTask, Suite
 from fusion_aft.bench.validate import validate_names
@@ -315,9 +316,17 @@ def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_suite(
-    suite: Suite, out_dir: str | Path, device: str | None = None, progress: bool = True
+    suite: Suite, out_dir: str | Path, device: str | None = None, progress: bool = True, jobs: int = 1
 ) -> dict[str, Any]:
-    """Run (or resume) every cell of ``suite`` into ``out_dir``; write results and the report."""
+    """Run (or resume) every cell of ``suite`` into ``out_dir``; write results and the report.
+
+    ``jobs > 1`` trains the cells of each phase (β tuning, then the test runs) of a task in that
+    many worker processes (:mod:`fusion_aft.bench.parallel`); the results are the same.
+    """
+    from fusion_aft.errors import UserInputError
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserInputError(f"jobs must be a whole number >= 1, got {jobs!r}")
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -375,11 +384,23 @@ def run_suite(
                 bar.advance(overall)
                 return store.put(cell, result)
 
-            tune_records = [do(c) for c in tune_cells(task)]
+            def phase(cells: list[Cell]) -> list[dict[str, Any]]:
+                nonlocal n_run
+                todo = [c for c in cells if c.method != PROBE and store.get(c) is None]
+                if jobs > 1 and len(todo) > 1:
+                    workers = min(jobs, len(todo))
+                    bar.update(overall, info=f"{task.name}: {len(todo)} cells in {workers} processes")
+                    advance = lambda n: bar.advance(overall, n)  # noqa: E731
+                    n_run += run_parallel(task, todo, out, jobs, on_progress=advance)
+                    ran = {c.key for c in todo}
+                    return [store.get(c) if c.key in ran else do(c) for c in cells]
+                return [do(c) for c in cells]
+
+            tune_records = phase(tune_cells(task))
             records += tune_records
             tuning[task.name] = _choose(tune_records)
             chosen = {m: v["chosen"] for m, v in tuning[task.name].items()}
-            train_records = [do(c) for c in run_cells(task, chosen)]
+            train_records = phase(run_cells(task, chosen))
             records += train_records
 
             task_rows.append(_task_row(ctx))
@@ -398,6 +419,7 @@ def run_suite(
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "environment": environment(),
         "wall_seconds": time.perf_counter() - started,
+        "jobs": jobs,
         "cells_run": n_run,
         "cells_reused": n_reused,
         "ablation_method": suite.defaults.ablation_method,

@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         list_suites: bool = typer.Option(False, "--list", help="list the shipped suites and exit"),
         device: str = typer.Option(None, "--device", help="override the suite's device (cpu, cuda, cuda:1)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1,
+            help="train this many cells at once, each in its own process (about one per CPU core)",
+        ),
         quick: bool = typer.Option(False, "--quick", help="perf only: shrink every size for a smoke run"),
         section: list[str] = typer.Option(
             None,
@@ -69,7 +73,7 @@ def register(app: typer.Typer) -> None:
         from fusion_aft.bench.runner import run_suite
 
         folder = out or Path("runs") / spec.name
-        results = run_suite(spec, folder, device=device, progress=progress and not json_out)
+        results = run_suite(spec, folder, device=device, progress=progress and not json_out, jobs=jobs)
         if json_out:
             from fusion_aft.bench.report import summary_table_rows
 

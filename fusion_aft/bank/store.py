@@ -183,6 +183,8 @@ class TeacherBank:
         positions = np.asarray(positions, dtype=np.int64)
         if len(positions) == 0:
             return self._read_rows(positions)
+        if getattr(self, "_all_verified", False) and int(positions.max()) < m.chunks[-1].stop:
+            return self._read_rows(positions)  # every chunk checked already: no bookkeeping
         touched = np.unique(positions // m.chunk_rows)
         beyond = touched[touched >= len(m.chunks)]
         if len(beyond):
@@ -199,6 +201,7 @@ class TeacherBank:
                     "(the file was changed or damaged); delete the folder to extract it again"
                 )
             self._verified[c] = True
+        self._all_verified = bool(self._verified.all())
         return self._read_rows(positions)
 
     def _read_rows(self, positions: np.ndarray) -> np.ndarray:

@@ -99,9 +99,9 @@ class HashTable:
         if n > 1 and bool((homes[1:] < homes[:-1]).any()):  # only when slots >= 2**32
             by_home = np.argsort(homes, kind="stable")
             sorted_keys, values, homes = sorted_keys[by_home], values[by_home], homes[by_home]
-        steps = np.arange(n, dtype=np.int64)
-        place = homes.astype(np.int64)
+        place = homes.view(np.int64)  # a fresh array of homes < 2⁶³: reused in place
         del homes
+        steps = np.arange(n, dtype=np.int64)
         place -= steps
         np.maximum.accumulate(place, out=place)
         place += steps

@@ -137,6 +137,7 @@ def test_parallel_jobs_give_the_same_cells_as_one_process(first_run, tmp_path):
     accuracy = {c["key"]: c["accuracy"] for c in first["cells"]}
     assert {c["key"]: c["accuracy"] for c in par["cells"]} == accuracy
     assert par["tuning"] == first["tuning"]
+    assert "2 cells at a time" in (tmp_path / "par" / "report.md").read_text()
     again = run_suite(parse_suite(MICRO), tmp_path / "par", progress=False, jobs=2)
     assert again["cells_run"] == 0 and again["cells_reused"] == 13
 

@@ -410,7 +410,9 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[str]:
         f"- machine: {env.get('machine', '?')}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in env.get('versions', {}).items())}",
         f"- wall time of this run: {results.get('wall_seconds', math.nan):.0f} s "
-        f"({results.get('cells_run', '?')} cells run, {results.get('cells_reused', '?')} reused)",
+        f"({results.get('cells_run', '?')} cells run, {results.get('cells_reused', '?')} reused"
+        + (f"; {results['jobs']} cells at a time, one process each" if results.get("jobs", 1) > 1 else "")
+        + ")",
         "",
         "## Summary",
         "",

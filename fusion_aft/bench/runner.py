@@ -390,7 +390,10 @@ def run_suite(
                 if jobs > 1 and len(todo) > 1:
                     workers = min(jobs, len(todo))
                     bar.update(overall, info=f"{task.name}: {len(todo)} cells in {workers} processes")
-                    advance = lambda n: bar.advance(overall, n)  # noqa: E731
+
+                    def advance(n: int) -> None:
+                        bar.advance(overall, n)
+
                     n_run += run_parallel(task, todo, out, jobs, on_progress=advance)
                     ran = {c.key for c in todo}
                     return [store.get(c) if c.key in ran else do(c) for c in cells]

@@ -32,6 +32,7 @@ OPERATIONAL_KEYS = frozenset(
         "progress",
         "extract_batch_size",
         "cache_inputs",
+        "prefetch",
     }
 )
 
@@ -92,6 +93,11 @@ class TrainConfig(BaseModel):
     cache_dir: Path | None = None
     extract_batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
+    prefetch: int = Field(
+        2, ge=0,
+        description="with num_workers=0: batches (inputs and bank rows) prepared ahead in a background "
+        "thread while the current step runs (0 = prepare each batch in the training thread)",
+    )
     cache_inputs: bool = Field(True, description="keep small prepared inputs (token ids) in memory")
     tensorboard: bool = False
     progress: bool = True

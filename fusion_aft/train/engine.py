@@ -35,6 +35,7 @@ from fusion_aft.train.checkpoint import (
 from fusion_aft.train.config import TrainConfig, resolve_steps
 from fusion_aft.train.data import Collate, RowDataset, eval_loader, train_loader
 from fusion_aft.train.distributed import Parallel
+from fusion_aft.train.prefetch import Prefetcher
 from fusion_aft.train.progress import Board, MetricsLog, make_progress, read_metrics
 from fusion_aft.train.sampler import Stream
 from fusion_aft.train.schedule import make_scheduler
@@ -200,6 +201,8 @@ def fit(spec: FitSpec) -> FitOutput:
         cfg.seed,
         pin_memory=device.type == "cuda",
     )
+    # worker processes already prepare batches ahead; without them a thread does
+    batches = Prefetcher(loader, cfg.prefetch) if cfg.num_workers == 0 and cfg.prefetch else loader
     board = Board(spec.folder / "tensorboard" if cfg.tensorboard else None)
     t0 = time.perf_counter()
     running = torch.zeros(3, device=device)
@@ -209,7 +212,7 @@ def fit(spec: FitSpec) -> FitOutput:
     try:
         with progress:
             task = progress.add_task(spec.label, total=total, completed=start, info="")
-            for batch in loader:
+            for batch in batches:
                 step = batch.step
                 batch = batch.to(device, non_blocking=True)
                 student.train()

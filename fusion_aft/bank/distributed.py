@@ -40,7 +40,6 @@ import numpy as np
 
 from fusion_aft import distributed as dist_util
 from fusion_aft.bank.extract import (
-    NonFiniteFeaturesError,
     _check_modality,
     _chunk,
     _Collate,
@@ -58,6 +57,7 @@ from fusion_aft.bank.extract import (
     _teacher_info,
     _teacher_ref,
     auto_workers,
+    cast_checked,
     default_chunk_rows,
 )
 from fusion_aft.bank.joint import JointBank
@@ -293,18 +293,8 @@ def _checked(job: _Job, values: np.ndarray, pos: int) -> np.ndarray:
             f"teacher '{ref}' returned features of shape {list(values.shape)}; "
             f"its card says width {job.width}"
         )
-    with np.errstate(over="ignore"):
-        stored = values.astype(job.dtype)
-    bad = ~np.isfinite(stored).all(axis=1)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        overflow = bool(np.isfinite(values[k]).all())
-        why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
-        raise NonFiniteFeaturesError(
-            f"teacher '{ref}' produced {why} for record '{job.split.ids[pos + k]}' (row {pos + k}); "
-            "finished chunks are kept and the next run resumes there"
-        )
-    return stored
+    kept = "; finished chunks are kept and the next run resumes there"
+    return cast_checked(values, job.dtype, ref, job.split.ids, pos, kept)
 
 
 def _save_part(path: Path, block: np.ndarray) -> None:

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,26 @@ def measured_workers(split: Any, teacher: Any, start: int, batch_size: int, core
 
 def default_chunk_rows(batch_size: int) -> int:
     return batch_size * max(1, math.ceil(TARGET_CHUNK_ROWS / batch_size))
+
+
+def cast_checked(
+    values: np.ndarray, dtype: Any, ref: str, ids: Sequence[str], offset: int, kept: str
+) -> np.ndarray:
+    """``values`` (rows ``offset..`` of ``ids``) cast to the bank's dtype; a row that is not
+    finite after the cast raises :class:`NonFiniteFeaturesError` naming its record and why
+    (NaN/Inf from the teacher, or a value beyond float16's range). ``kept`` ends the message."""
+    with np.errstate(over="ignore"):
+        stored = values.astype(dtype)
+    bad = ~np.isfinite(stored).all(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        overflow = bool(np.isfinite(values[k]).all())
+        why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
+        row = offset + k
+        raise NonFiniteFeaturesError(
+            f"teacher '{ref}' produced {why} for record '{ids[row]}' (row {row}){kept}"
+        )
+    return stored
 
 
 # -- the DataLoader side ---------------------------------------------------------------------------
@@ -483,18 +504,8 @@ class _ChunkWriter:
 
     def _store(self, values: np.ndarray) -> None:
         m = self.manifest
-        with np.errstate(over="ignore"):
-            stored = values.astype(self.np_dtype)
-        bad = ~np.isfinite(stored).all(axis=1)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            overflow = bool(np.isfinite(values[k]).all())
-            why = "values beyond float16 range; use dtype fp32" if overflow else "NaN/Inf features"
-            row = self.pos + k
-            raise NonFiniteFeaturesError(
-                f"teacher '{m.teacher.ref}' produced {why} for record '{self.split.ids[row]}' (row {row})"
-                f"{_kept(self.folder, self.chunk_start)}"
-            )
+        kept = _kept(self.folder, self.chunk_start)
+        stored = cast_checked(values, self.np_dtype, m.teacher.ref, self.split.ids, self.pos, kept)
         self.pending.append(stored)
         self.pos += len(stored)
         if self.pos - self.chunk_start >= m.chunk_rows or self.pos == self.rows:

@@ -28,15 +28,23 @@ def freeze(module: torch.nn.Module, device: str | torch.device, dtype: str = "fl
     return module.to(device=torch.device(device), dtype=torch_dtype(dtype))
 
 
-def to_rgb_image(value: Any, teacher: str) -> Any:
-    """A PIL RGB image from a PIL image, a path, or an HxW / HxWxC uint8 or float array."""
+def to_rgb_image(value: Any, teacher: str, keep_gray: bool = False) -> Any:
+    """A PIL RGB image from a PIL image, a path, or an HxW / HxWxC uint8 or float array.
+
+    ``keep_gray``: a grayscale (mode ``L``) image stays grayscale, for callers that replicate the
+    channel themselves after the per-pixel work (RGB from ``L`` is the same value three times).
+    """
     from PIL import Image
 
+    def rgb(im: Any) -> Any:
+        return im if keep_gray and im.mode == "L" else im.convert("RGB")
+
     if isinstance(value, Image.Image):
-        return value.convert("RGB")
+        return rgb(value)
     if isinstance(value, str | Path):
         with Image.open(value) as im:
-            return im.convert("RGB")
+            im.load()
+            return im.copy() if keep_gray and im.mode == "L" else im.convert("RGB")
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
@@ -47,7 +55,7 @@ def to_rgb_image(value: Any, teacher: str) -> Any:
             arr = arr.transpose(1, 2, 0)
         if arr.ndim == 3 and arr.shape[-1] == 1:
             arr = arr[..., 0]
-        return Image.fromarray(arr).convert("RGB")
+        return rgb(Image.fromarray(arr))
     raise UserInputError(
         f"teacher '{teacher}' needs an image (PIL image, path or array), got {type(value).__name__}"
     )

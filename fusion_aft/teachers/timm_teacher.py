@@ -13,7 +13,7 @@ with the card's non-empty preprocessing fields on top. Weights come from the hub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,17 @@ def image_transform(card: TeacherCard, model: torch.nn.Module | None = None) -> 
     return create_transform(**config, is_training=False)
 
 
+def split_normalize(transform: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], Any | None]:
+    """``(per_image, normalize)`` when ``transform`` is a ``Compose`` ending in ``Normalize``,
+    else ``(transform, None)``; ``normalize`` then runs once per batch instead of once per image."""
+    from torchvision import transforms as T
+
+    steps = list(getattr(transform, "transforms", []))
+    if isinstance(transform, T.Compose) and steps and isinstance(steps[-1], T.Normalize):
+        return T.Compose(steps[:-1]), steps[-1]
+    return transform, None
+
+
 @builtin_kind("timm")
 class TimmTeacher(Teacher):
     """A frozen timm model; features are its pre-logits (``num_features`` wide)."""
@@ -156,6 +167,7 @@ class TimmTeacher(Teacher):
         self.card_weights = model is None
         self.model = freeze(model if model is not None else self._build(card), self.device, card.dtype)
         self.transform = image_transform(card, self.model)
+        self._per_image, self._normalize = split_normalize(self.transform)
 
     def _build(self, card: TeacherCard) -> torch.nn.Module:
         import timm
@@ -177,7 +189,23 @@ class TimmTeacher(Teacher):
         return model
 
     def prepare(self, record: Record) -> torch.Tensor:
-        return self.transform(to_rgb_image(record.fields.get("image"), self.name))
+        """The image through the transform up to the tensor (normalised per batch in :meth:`collate`).
+
+        A grayscale image is resized and cropped as one channel, then repeated: RGB from a gray
+        image is its value three times and every step before the normalisation treats channels
+        alike, so the result equals the RGB path exactly, at a third of the work.
+        """
+        if self._normalize is None:
+            return self.transform(to_rgb_image(record.fields.get("image"), self.name))
+        image = to_rgb_image(record.fields.get("image"), self.name, keep_gray=True)
+        x = self._per_image(image)
+        return x.expand(3, -1, -1) if x.shape[0] == 1 else x
+
+    def collate(self, items: Sequence[Any]) -> Any:
+        batch = super().collate(items)
+        if self._normalize is not None and isinstance(batch, torch.Tensor):
+            batch = self._normalize(batch)  # elementwise, per channel: equal to per-image normalising
+        return batch
 
     def forward_batch(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -48,6 +48,11 @@ def test_bench_cli_errors_are_one_line(capsys, tmp_path):
     )
     assert main(["bench", str(bad), "--dry-run"]) == 2
     assert "unknown key 'tasks.0.bogus'" in capsys.readouterr().err
+    out = tmp_path / "never"
+    assert main(["bench", "offline", "--jobs", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "jobs must be a whole number >= 1" in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_training_flops_count_per_example_weights_not_tokens_or_embedding_tables():

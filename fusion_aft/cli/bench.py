@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, "--device", help="override the suite's device (cpu, cuda, cuda:1)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         jobs: int = typer.Option(
-            1, "--jobs", "-j", min=1,
+            1, "--jobs", "-j",
             help="train this many cells at once, each in its own process (about one per CPU core)",
         ),
         quick: bool = typer.Option(False, "--quick", help="perf only: shrink every size for a smoke run"),

@@ -298,10 +298,10 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monke
 
 def test_crash_while_writing_run_json_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
     path = tmp_path / "result.json"
-    ckpt.atomic_write_json(path, {"test_accuracy": 0.5})
+    fileio.atomic_write_json(path, {"test_accuracy": 0.5})
     _crash_on_replace(monkeypatch, fileio, "result.json")
     with pytest.raises(Crash):
-        ckpt.atomic_write_json(path, {"test_accuracy": 0.9})
+        fileio.atomic_write_json(path, {"test_accuracy": 0.9})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"test_accuracy": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

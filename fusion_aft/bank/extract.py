@@ -52,6 +52,7 @@ from fusion_aft.bank.store import (
 )
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_bytes, file_sha256
+from fusion_aft.machine import usable_cores
 
 __all__ = ["BankLockedError", "NonFiniteFeaturesError", "PlanEntry", "extract", "plan"]
 
@@ -147,14 +148,6 @@ def _check_modality(teacher: Any, split: Any, dataset_name: str) -> None:
             f"teacher '{_teacher_ref(teacher)}' reads {inputs} but records of dataset '{dataset_name}' "
             f"split '{split.name}' have only {sorted(have)}; pick a teacher for {'/'.join(sorted(have))}"
         )
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def auto_workers(rows: int, batch_size: int) -> int:

@@ -104,6 +104,8 @@ class TeacherBank:
         self._features: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self._verified: np.ndarray | None = None
+        self._all_verified = False  # every chunk checked by this process: lookups skip the bookkeeping
+        self._file: tuple[int, int] | None = None  # (pid, descriptor) of the feature file
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -183,7 +185,7 @@ class TeacherBank:
         positions = np.asarray(positions, dtype=np.int64)
         if len(positions) == 0:
             return self._read_rows(positions)
-        if getattr(self, "_all_verified", False) and int(positions.max()) < m.chunks[-1].stop:
+        if self._all_verified and int(positions.max()) < m.chunks[-1].stop:
             return self._read_rows(positions)  # every chunk checked already: no bookkeeping
         touched = np.unique(positions // m.chunk_rows)
         beyond = touched[touched >= len(m.chunks)]
@@ -229,7 +231,7 @@ class TeacherBank:
 
     def _fd(self) -> int:
         """A read-only descriptor of the feature file, reopened after a fork (DataLoader workers)."""
-        fd = getattr(self, "_file", None)
+        fd = self._file
         if fd is None or fd[0] != os.getpid():
             self._file = (os.getpid(), os.open(self.folder / FEATURES, os.O_RDONLY))
         return self._file[1]
@@ -248,7 +250,7 @@ class TeacherBank:
     def close(self) -> None:
         self._features = None
         self._ids = None
-        fd = getattr(self, "_file", None)
+        fd = getattr(self, "_file", None)  # absent when __init__ failed before setting it
         if fd is not None and fd[0] == os.getpid():
             os.close(fd[1])
         self._file = None
@@ -264,6 +266,8 @@ class TeacherBank:
             "_features": None,
             "_ids": None,
             "_verified": self._verified,
+            "_all_verified": self._all_verified,
+            "_file": None,  # a descriptor does not cross processes; reopened on first read
         }
 
     def __repr__(self) -> str:

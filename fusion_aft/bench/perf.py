@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_aft.machine import cpu_model, usable_cores
 from fusion_aft.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -223,25 +224,15 @@ def machine_info() -> dict[str, Any]:
     """CPU model, cores, memory, load, torch threads and the accelerator (if any)."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
     mem = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem = round(int(line.split()[1]) / 1024**2, 1)
     info = {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": usable,
+        "cpu_cores_usable": usable_cores(),
         "memory_gib": mem,
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
@@ -1071,53 +1062,27 @@ class PerfReport:
 
 def summarise(sections: dict[str, Any]) -> list[dict[str, Any]]:
     """One line per target: section, case, value, target and pass/fail."""
-    out = []
+    out: list[dict[str, Any]] = []
+
+    def line(section: str, case: str, value: Any, target: Any, ok: bool) -> None:
+        out.append({"section": section, "case": case, "value": value, "target": target, "pass": ok})
+
     for name in ("overhead", "regulariser", "extraction"):
         for case in sections.get(name, {}).get("cases", []):
             label = case.get("name") or case.get("teacher") or f"dψ={case.get('teacher_dim')}"
-            out.append(
-                {
-                    "section": name,
-                    "case": label,
-                    "value": case["ratio"],
-                    "target": case["target"],
-                    "pass": case["pass"],
-                }
-            )
+            line(name, label, case["ratio"], case["target"], case["pass"])
     if "runs" in sections.get("memory", {}):
         m = sections["memory"]
-        out.append(
-            {
-                "section": "memory",
-                "case": f"{m['bank_gib']:.2f} GiB bank",
-                "value": m["ours_minus_none_mib"],
-                "target": m["target"],
-                "pass": m["pass"],
-            }
-        )
+        line("memory", f"{m['bank_gib']:.2f} GiB bank", m["ours_minus_none_mib"], m["target"], m["pass"])
     if "rows" in sections.get("scaling", {}):
         s = sections["scaling"]
-        out.append(
-            {
-                "section": "scaling",
-                "case": f"lookup {s['rows'][0]:,} → {s['rows'][-1]:,} rows",
-                "value": s["lookup_ratio_largest_smallest"],
-                "target": "<= 1.5",
-                "pass": s["lookup_ratio_largest_smallest"] <= 1.5,
-            }
-        )
-        out.append(
-            {
-                "section": "scaling",
-                "case": f"step {s['rows'][0]:,} → {s['rows'][-1]:,} rows",
-                "value": s["step_ratio_largest_smallest"],
-                "target": "<= 1.5",
-                "pass": s["step_ratio_largest_smallest"] <= 1.5,
-            }
-        )
+        span = f"{s['rows'][0]:,} → {s['rows'][-1]:,} rows"
+        for what in ("lookup", "step"):
+            ratio = s[f"{what}_ratio_largest_smallest"]
+            line("scaling", f"{what} {span}", ratio, "<= 1.5", ratio <= 1.5)
     for name, sec in sections.items():
         if "error" in sec:
-            out.append({"section": name, "case": "error", "value": None, "target": None, "pass": False})
+            line(name, "error", None, None, False)
     return out
 
 

@@ -86,32 +86,14 @@ def _device(name: str) -> Any:
 
 def environment() -> dict[str, Any]:
     """Machine and library versions recorded with the results."""
-    import importlib.metadata as md
-
     import torch
 
-    versions = {}
-    for dist in (
-        "fusion-aft",
-        "torch",
-        "timm",
-        "sentence-transformers",
-        "transformers",
-        "numpy",
-        "scikit-learn",
-    ):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from fusion_aft.machine import cpu_model
+    from fusion_aft.versions import library_versions
+
+    versions = library_versions()
+    versions.pop("python", None)  # recorded on its own below
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "machine": f"{cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"

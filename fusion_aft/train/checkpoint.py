@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from fusion_aft.fileio import atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401
+from fusion_aft.fileio import atomic_write_text, fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fusion_aft.prefetch import Prefetcher
 from fusion_aft.train import train
-from fusion_aft.train.prefetch import Prefetcher
 
 
 def _prefetch_threads() -> int:

@@ -1,8 +1,10 @@
 """Feature extraction into banks: chunked, resumable, locked, with progress.
 
-For each teacher, rows are read in order through a DataLoader whose workers run
-``teacher.prepare`` (so the teacher's forward pass is the bottleneck) and collated with
-``teacher.collate``; ``teacher.forward_batch`` runs in this process on ``device``. Every
+For each teacher, rows are read in order through a DataLoader and prepared with
+``teacher.prepare`` and ``teacher.collate``, ahead of the forward pass: in worker processes
+when preparing is a real share of the work, else in a background thread on a core that torch
+leaves idle (so the teacher's forward pass is the bottleneck); ``teacher.forward_batch`` runs
+in this process on ``device``. Every
 ``chunk_rows`` rows (a multiple of the batch size) the chunk is written into the memory-mapped
 feature file, flushed, its sha256 recorded, and the manifest replaced atomically. A run killed at
 any moment resumes from the last finished chunk; because a resumed run starts on a chunk
@@ -167,7 +169,8 @@ def measured_workers(split: Any, teacher: Any, start: int, batch_size: int, core
     64 px (prepare ≈ 7 % of the forward) one worker on a spare core gave 0.93 of the bare
     forward's rate and none 0.98; for MiniLM 0.98 and 1.00. Both costs are timed on a few rows
     (they grow with the row count alike), in the main process. Workers go to the cores torch's
-    own threads leave idle, or, when torch uses every core, share them with it.
+    own threads leave idle, or, when torch uses every core, share them with it. Without workers
+    a thread prepares the batches ahead when a core is idle (:func:`_ahead`).
     """
     import torch
 
@@ -265,6 +268,25 @@ def _loader(split: Any, teacher: Any, start: int, batch_size: int, num_workers: 
         num_workers=num_workers,
         prefetch_factor=4 if num_workers else None,
     )
+
+
+def _spare_core() -> bool:
+    """Whether a core is left over by torch's own threads (for preparing batches ahead)."""
+    import torch
+
+    return usable_cores() > torch.get_num_threads()
+
+
+def _ahead(loader: Any) -> Any:
+    """``loader`` read by a background thread, two batches ahead of the forward.
+
+    Without workers the records would be read, prepared and collated between two forward
+    passes; on a spare core a thread does that while the forward runs (its kernels release the
+    GIL), at no cost of sending batches between processes. Same batches, same order.
+    """
+    from fusion_aft.prefetch import Prefetcher
+
+    return Prefetcher(loader, depth=2)
 
 
 def _forward(teacher: Any, batch: Any) -> np.ndarray:
@@ -531,7 +553,8 @@ def _run(
     task = bar.task(f"{ref} · {manifest.dataset.name}/{manifest.dataset.split}", rows, start)
     features = np.lib.format.open_memmap(folder / FEATURES, mode="r+")
     # the loader forks its workers before the writer thread starts (a fork copies no thread)
-    batches = iter(_loader(split, teacher, start, manifest.batch_size, workers))
+    loader = _loader(split, teacher, start, manifest.batch_size, workers)
+    batches = iter(_ahead(loader) if workers == 0 and len(loader) > 1 and _spare_core() else loader)
     writer = _ChunkWriter(folder, manifest, split, features, depth=manifest.chunk_rows // manifest.batch_size)
     pos = start
     try:
@@ -551,6 +574,9 @@ def _run(
             bar.advance(task, len(values))
         writer.close()
     finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # stops the prefetch thread before the writer
         del batches
         writer.stop()  # an interrupted run still records the chunks it finished
         del features, writer

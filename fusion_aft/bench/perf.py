@@ -457,7 +457,7 @@ def run_overhead(sizes: Sizes, work: Path, tick: Callable[[str], None]) -> dict[
     import torch
 
     from fusion_aft.bank.joint import JointBank
-    from fusion_aft.train.prefetch import Prefetcher
+    from fusion_aft.prefetch import Prefetcher
 
     cases = []
     for case in sizes.overhead_students:

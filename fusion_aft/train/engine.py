@@ -24,6 +24,7 @@ from torch import nn
 
 from fusion_aft.data.records import Split
 from fusion_aft.errors import UserInputError
+from fusion_aft.prefetch import Prefetcher
 from fusion_aft.train.checkpoint import (
     latest,
     load_checkpoint,
@@ -35,7 +36,6 @@ from fusion_aft.train.checkpoint import (
 from fusion_aft.train.config import TrainConfig, resolve_steps
 from fusion_aft.train.data import Collate, RowDataset, eval_loader, train_loader
 from fusion_aft.train.distributed import Parallel
-from fusion_aft.train.prefetch import Prefetcher
 from fusion_aft.train.progress import Board, MetricsLog, make_progress, read_metrics
 from fusion_aft.train.sampler import Stream
 from fusion_aft.train.schedule import make_scheduler

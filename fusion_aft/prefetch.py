@@ -1,11 +1,12 @@
-"""Prepare the next training batches in a background thread while the current step runs.
+"""Prepare the next batches in a background thread while the current one is computed.
 
-With ``num_workers=0`` a DataLoader collates in the training thread: the student's inputs and
-the bank rows of the batch (a ``pread`` per row and a float16 → float32 widening) are read
-between two steps, and the step waits for them. :class:`Prefetcher` moves that work onto a
-thread a few batches ahead, so it overlaps the forward and backward pass (which spend their time
-in torch kernels that release the GIL). The batches and their order are exactly those of the
-wrapped iterable: results do not change, only when the work happens.
+With ``num_workers=0`` a DataLoader builds each batch in the calling thread, between two
+forward passes, and the computation waits for it: in training, the student's inputs and the
+bank rows (a ``pread`` per row and a float16 → float32 widening); in extraction, reading and
+preparing the records for the teacher. :class:`Prefetcher` moves that work onto a thread a few
+batches ahead, so it overlaps the forward (and backward) pass, which spends its time in torch
+kernels that release the GIL. The batches and their order are exactly those of the wrapped
+iterable: results do not change, only when the work happens.
 """
 
 from __future__ import annotations

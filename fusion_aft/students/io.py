@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from fusion_aft.errors import UserInputError
+from fusion_aft.fileio import atomic_write_json
 from fusion_aft.students.base import Student
 from fusion_aft.students.registry import STUDENTS
 
@@ -96,9 +97,7 @@ def save_student(student: Student, folder: str | Path, meta: dict[str, Any] | No
         "torch_version": torch.__version__,
         "meta": meta,
     }
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    tmp.replace(folder / CONFIG_FILE)
+    atomic_write_json(folder / CONFIG_FILE, info)
     log.info("saved student '%s' to %s", name, folder)
     return folder
 

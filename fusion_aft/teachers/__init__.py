@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import builtins
 import inspect
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion_aft import paths
 from fusion_aft.errors import DuplicateNameError, UserInputError
+from fusion_aft.fileio import atomic_write_bytes
 from fusion_aft.teachers.card import (
     Preprocessing,
     TeacherCard,
@@ -140,9 +140,7 @@ def add_card(path: str | Path, registry_dir: str | Path | None = None) -> Teache
     if target.exists():
         raise DuplicateNameError(f"teacher card {path}: {target} already exists; choose another name")
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".toml.tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(target)
+    atomic_write_bytes(target, Path(path).read_bytes())
     stored = card_from_toml(target)
     CARDS.register(stored.name, stored)
     return stored

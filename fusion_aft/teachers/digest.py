@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from filelock import FileLock
 
 from fusion_aft import paths
+from fusion_aft.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ def _store(cache: Path, key: str, digest: str) -> None:
             except ValueError:
                 stored = {}
             stored[key] = digest
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(stored, indent=0, sort_keys=True))
-            os.replace(tmp, cache)
+            atomic_write_text(cache, json.dumps(stored, indent=0, sort_keys=True))
     except OSError as exc:  # a read-only home only costs re-hashing
         log.debug("could not cache digest in %s: %s", cache, exc)
 

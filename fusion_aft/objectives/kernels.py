@@ -106,24 +106,29 @@ def kernel_distance(k1: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
 
 
 # -- the fused linear-kernel distance ------------------------------------------------------------
-def _cosine_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _cosine_parts(
+    x: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``K = G ∘ qqᵀ`` for ``G = x xᵀ``, ``q_i = 1 / (‖x_i‖ + ε)``; also ``qqᵀ``, ``q``, the norms
+    and ``diag(G)``, which the backward pass reuses."""
     g = x @ x.transpose(0, 1)
     diag = torch.diagonal(g)
     n = torch.sqrt(diag.clamp_min(torch.finfo(g.dtype).tiny))
     q = 1.0 / (n + NORM_EPS)
-    k = g * q.unsqueeze(1) * q.unsqueeze(0)
-    return k, q, n, diag
+    qq = torch.outer(q, q)
+    return g * qq, qq, q, n, diag
 
 
-def _gram_backward(p: torch.Tensor, k: torch.Tensor, q: torch.Tensor, n: torch.Tensor,
+def _gram_backward(p: torch.Tensor, k: torch.Tensor, qq: torch.Tensor, q: torch.Tensor, n: torch.Tensor,
                    diag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Gradient w.r.t. ``x`` of ``Σ P∘K`` for ``K = cosine_from_gram(x xᵀ)``, ``P`` symmetric."""
-    # dG = P∘qqᵀ + diag(r), r_i = −q_i (Σ_j P_ij K_ij) / n_i  (zero where the norm was clamped)
-    r = -(q / n) * (p * k).sum(dim=1)
-    r = torch.where(diag > torch.finfo(diag.dtype).tiny, r, torch.zeros_like(r))
-    dg = p * q.unsqueeze(1) * q.unsqueeze(0)
-    dg.diagonal().add_(r)
-    return 2.0 * (dg @ x)
+    """Half the gradient w.r.t. ``x`` of ``Σ P∘K`` for ``K = cosine_from_gram(x xᵀ)``, ``P`` symmetric
+    (the caller folds the factor 2 into ``P``)."""
+    # dG = P∘qqᵀ − diag(r), r_i = q_i (Σ_j P_ij K_ij) / n_i  (zero where the norm was clamped)
+    r = (p * k).sum(dim=1) * (q / n)
+    r.masked_fill_(diag <= torch.finfo(diag.dtype).tiny, 0.0)
+    dg = p * qq
+    dg.diagonal().sub_(r)
+    return dg @ x
 
 
 class _LinearKernelDistance(torch.autograd.Function):
@@ -133,28 +138,29 @@ class _LinearKernelDistance(torch.autograd.Function):
     def forward(ctx, phi: torch.Tensor, psi_c: torch.Tensor, w: torch.Tensor | None):
         xs = phi - phi.mean(dim=0, keepdim=True)
         xt = psi_c * w if w is not None else psi_c
-        ks, qs, ns, ds = _cosine_parts(xs)
-        kt, qt, nt, dt = _cosine_parts(xt)
+        ks, qqs, qs, ns, ds = _cosine_parts(xs)
+        kt, qqt, qt, nt, dt = _cosine_parts(xt)
         diff = ks - kt
         dk = torch.sqrt(torch.mean(torch.square(diff)) + DIST_EPS)
-        ctx.save_for_backward(xs, xt, psi_c, w if w is not None else psi_c.new_empty(0),
-                              ks, qs, ns, ds, kt, qt, nt, dt, diff, dk)
+        ctx.save_for_backward(xs, xt, psi_c, ks, qqs, qs, ns, ds, kt, qqt, qt, nt, dt, diff, dk)
         ctx.has_w = w is not None
         return dk
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        xs, xt, psi_c, w, ks, qs, ns, ds, kt, qt, nt, dt, diff, dk = ctx.saved_tensors
+        xs, xt, psi_c, ks, qqs, qs, ns, ds, kt, qqt, qt, nt, dt, diff, dk = ctx.saved_tensors
         b = diff.shape[0]
-        p = diff * (grad / (b * b * dk))
+        # d dk / d K = diff / (B² dk); the 2 of d(x xᵀ)/dx is folded in here, once
+        p = diff * (grad / dk * (2.0 / (b * b)))
         d_phi = d_w = None
         if ctx.needs_input_grad[0]:
-            dx = _gram_backward(p, ks, qs, ns, ds, xs)
+            dx = _gram_backward(p, ks, qqs, qs, ns, ds, xs)
             d_phi = dx - dx.mean(dim=0, keepdim=True)
         if ctx.has_w and ctx.needs_input_grad[2]:
-            dxt = _gram_backward(-p, kt, qt, nt, dt, xt)
-            d_w = (dxt * psi_c).sum(dim=0)
+            # Kt enters dk with a minus sign: negate the [dψ] result instead of the B×B matrix
+            dxt = _gram_backward(p, kt, qqt, qt, nt, dt, xt)
+            d_w = (dxt * psi_c).sum(dim=0).neg_()
         return d_phi, None, d_w
 
 

@@ -56,7 +56,10 @@ def test_ratios_are_the_ratios_of_the_reported_times(quick_report: tuple[dict, P
         assert _positive(case["stl_step_ms"]) and _positive(case["aft_step_ms"])
         assert case["ratio"] == pytest.approx(case["aft_step_ms"] / case["stl_step_ms"], rel=1e-3, abs=1e-4)
         assert case["pass"] == (case["ratio"] <= float(case["target"].split()[-1]))
-    assert {c["student"] for c in sec["overhead"]["cases"]} == {"small_cnn", "text_cnn", "timm"}
+        assert case["regulariser_share"] == pytest.approx(
+            case["regulariser_fwd_bwd_ms"] / case["stl_step_ms"], rel=1e-2, abs=1e-3
+        )
+    assert {c["student"] for c in sec["overhead"]["cases"]} == {"small_cnn", "text_cnn", "mlp", "timm"}
     for case in sec["regulariser"]["cases"]:
         assert case["ratio"] == pytest.approx(case["ours_ms"] / case["reference_ms"], rel=1e-3, abs=1e-4)
         assert max(case["max_abs_diff_float64"].values()) < 1e-10

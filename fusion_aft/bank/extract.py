@@ -1,14 +1,14 @@
 """Feature extraction into banks: chunked, resumable, locked, with progress.
 
 For each teacher, rows are read in order through a DataLoader and prepared with
-``teacher.prepare`` and ``teacher.collate``, ahead of the forward pass: in worker processes
-when preparing is a real share of the work, else in a background thread on a core that torch
-leaves idle (so the teacher's forward pass is the bottleneck); ``teacher.forward_batch`` runs
-in this process on ``device``. Every
-``chunk_rows`` rows (a multiple of the batch size) the chunk is written into the memory-mapped
-feature file, flushed, its sha256 recorded, and the manifest replaced atomically. A run killed at
-any moment resumes from the last finished chunk; because a resumed run starts on a chunk
-boundary it forms exactly the same batches, so the bank is byte-identical to an uninterrupted one.
+``teacher.prepare`` and ``teacher.collate`` ahead of the forward pass (so the forward is the
+bottleneck): in worker processes when preparing is a real share of the work, else in a
+background thread on a core that torch leaves idle; ``teacher.forward_batch`` runs in this
+process on ``device``. Every ``chunk_rows`` rows (a multiple of the batch size) the chunk is
+written into the memory-mapped feature file, flushed, its sha256 recorded, and the manifest
+replaced atomically. A run killed at any moment resumes from the last finished chunk; because
+a resumed run starts on a chunk boundary it forms exactly the same batches, so the bank is
+byte-identical to an uninterrupted one.
 
 Concurrency: one ``filelock`` per bank folder. A second writer for the same bank waits for the
 first to finish (logging that it waits) and then reuses the finished bank; pass

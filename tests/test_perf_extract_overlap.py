@@ -1,6 +1,10 @@
-"""Extraction stores chunks in a background thread while the next forward runs: the bank stays
-byte-identical, a kill while the writer is behind the forward resumes to the same bank, and errors
-in either thread keep every finished chunk."""
+"""Extraction overlaps its work with the forward pass, and the bank does not change.
+
+Chunks are stored in a background thread while the next forward runs: the bank stays
+byte-identical, a kill while the writer is behind the forward resumes to the same bank, and
+errors in either thread keep every finished chunk. Without DataLoader workers, batches are
+prepared ahead in another thread when torch leaves a core idle: the same bank as preparing them
+inline, the failing record still named, a kill resumes to the same bank, no thread left over."""
 
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ import fusion_aft
 from fusion_aft.bank import verify_bank
 from fusion_aft.bank.manifest import read_manifest
 from fusion_aft.errors import UserInputError
+from fusion_aft.machine import usable_cores
 
 extract_module = importlib.import_module("fusion_aft.bank.extract")  # the package rebinds `extract`
 
 ROWS, BATCH, CHUNK = 200, 8, 32
+PREFETCH_THREAD = "fusion-aft-prefetch"
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +156,98 @@ def test_a_writer_error_reaches_the_caller_and_keeps_earlier_chunks(glove, revie
         _extract(glove, reviews, tmp_path)
     assert read_manifest(next(tmp_path.glob("*/*"))).rows_done == 2 * CHUNK
     assert not [t for t in threading.enumerate() if t.name == "fusion-aft-bank-writer"]
+
+
+# -- batches prepared ahead in a thread (no workers, a core left idle by torch) -----------------
+def _record_threads(monkeypatch: pytest.MonkeyPatch, teacher: Any) -> list[str]:
+    """Names of the threads that call ``teacher.prepare``."""
+    names: list[str] = []
+    real = teacher.prepare
+
+    def prepare(record: Any) -> Any:
+        names.append(threading.current_thread().name)
+        return real(record)
+
+    monkeypatch.setattr(teacher, "prepare", prepare)
+    return names
+
+
+def _spare(monkeypatch: pytest.MonkeyPatch, value: bool) -> None:
+    monkeypatch.setattr(extract_module, "_spare_core", lambda: value)
+
+
+def test_batches_prepared_ahead_give_the_same_bank_as_inline(
+    glove, reviews, reference, tmp_path, monkeypatch
+):
+    _spare(monkeypatch, False)
+    inline_threads = _record_threads(monkeypatch, glove)
+    inline = _bank_bytes(_extract(glove, reviews, tmp_path / "inline").banks[0].folder)
+    assert set(inline_threads) == {threading.main_thread().name}
+
+    monkeypatch.undo()
+    _spare(monkeypatch, True)
+    ahead_threads = _record_threads(monkeypatch, glove)
+    ahead = _bank_bytes(_extract(glove, reviews, tmp_path / "ahead").banks[0].folder)
+    assert ahead_threads == [PREFETCH_THREAD] * ROWS  # every row was prepared aside
+    assert ahead == inline == reference
+    assert not [t for t in threading.enumerate() if t.name == PREFETCH_THREAD]
+
+
+def test_a_record_that_cannot_be_prepared_ahead_is_named_and_earlier_chunks_kept(
+    glove, reviews, tmp_path, monkeypatch
+):
+    _spare(monkeypatch, True)
+    bad_id = reviews.split("train").ids[70]  # chunk 2 (rows 64..95) is cut short
+    real = glove.prepare
+
+    def prepare(record: Any) -> Any:
+        if record.id == bad_id:
+            raise ValueError("unreadable text")
+        return real(record)
+
+    monkeypatch.setattr(glove, "prepare", prepare)
+    with pytest.raises(UserInputError, match=rf"record '{bad_id}'.*unreadable text.*rows 0\.\.63 are kept"):
+        _extract(glove, reviews, tmp_path)
+    assert read_manifest(next(tmp_path.glob("*/*"))).rows_done == 2 * CHUNK
+    assert not [t for t in threading.enumerate() if t.name == PREFETCH_THREAD]
+
+
+def test_killed_while_batches_are_prepared_ahead_resumes_byte_identical(glove, reviews, reference, tmp_path):
+    cache = tmp_path / "cache"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                _spare(mp, True)
+                real, count = glove.forward_batch, [0]
+
+                def forward(batch: Any, real: Any = real, count: list[int] = count) -> torch.Tensor:
+                    count[0] += 1
+                    if count[0] == 11:  # after 10 batches (80 rows): chunks 0 and 1 are full
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return real(batch)
+
+                mp.setattr(glove, "forward_batch", forward)
+                _extract(glove, reviews, cache)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    folder = next(cache.glob("*/*"))
+    state = read_manifest(folder)
+    assert not state.complete and state.rows_done % CHUNK == 0 and state.rows_done > 0
+    assert _bank_bytes(_extract(glove, reviews, cache).banks[0].folder) == reference
+
+
+def test_a_thread_prepares_ahead_only_on_a_core_torch_leaves_idle():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(usable_cores())
+        assert extract_module._spare_core() is False
+        if usable_cores() >= 2:
+            torch.set_num_threads(usable_cores() - 1)
+            assert extract_module._spare_core() is True
+    finally:
+        torch.set_num_threads(before)

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,34 +87,42 @@ def test_a_writer_behind_the_forward_gives_the_same_bank(glove, reviews, referen
     assert threads and threading.main_thread().name not in threads  # the chunks were stored aside
 
 
+def _killed_at_forward(
+    glove: Any, reviews: Any, cache: Path, kill_at: int, patch: Callable[[pytest.MonkeyPatch], Any]
+) -> Any:
+    """Extract in a forked child (with ``patch`` applied) that is SIGKILLed when forward pass
+    number ``kill_at`` starts; returns the manifest the kill left behind."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                patch(mp)
+                real, count = glove.forward_batch, [0]
+
+                def forward(batch: Any, real: Any = real, count: list[int] = count) -> torch.Tensor:
+                    count[0] += 1
+                    if count[0] == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return real(batch)
+
+                mp.setattr(glove, "forward_batch", forward)
+                _extract(glove, reviews, cache)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    state = read_manifest(next(cache.glob("*/*")))
+    assert not state.complete and state.rows_done % CHUNK == 0
+    return state
+
+
 def test_killed_while_the_writer_is_behind_resumes_byte_identical(glove, reviews, reference, tmp_path):
     cache = tmp_path / "cache"
     for kill_at in (3, 17):  # forward passes; the writer is then chunks behind (slow checksums)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                with pytest.MonkeyPatch.context() as mp:
-                    _slow_chunks(mp, 0.2)
-                    real, count = glove.forward_batch, [0]
-
-                    def forward(batch: Any, real: Any = real, count: list[int] = count) -> torch.Tensor:
-                        count[0] += 1
-                        if count[0] == kill_at:
-                            os.kill(os.getpid(), signal.SIGKILL)
-                        return real(batch)
-
-                    mp.setattr(glove, "forward_batch", forward)
-                    _extract(glove, reviews, cache)
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-        folder = next(cache.glob("*/*"))
-        state = read_manifest(folder)
-        assert not state.complete and state.rows_done % CHUNK == 0
-    assert read_manifest(folder).rows_done > 0  # the second kill came after a recorded chunk
+        state = _killed_at_forward(glove, reviews, cache, kill_at, lambda mp: _slow_chunks(mp, 0.2))
+    assert state.rows_done > 0  # the second kill came after a recorded chunk
     bank = _extract(glove, reviews, cache)
     assert _bank_bytes(bank.banks[0].folder) == reference
 
@@ -214,30 +223,9 @@ def test_a_record_that_cannot_be_prepared_ahead_is_named_and_earlier_chunks_kept
 
 def test_killed_while_batches_are_prepared_ahead_resumes_byte_identical(glove, reviews, reference, tmp_path):
     cache = tmp_path / "cache"
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 1
-        try:
-            with pytest.MonkeyPatch.context() as mp:
-                _spare(mp, True)
-                real, count = glove.forward_batch, [0]
-
-                def forward(batch: Any, real: Any = real, count: list[int] = count) -> torch.Tensor:
-                    count[0] += 1
-                    if count[0] == 11:  # after 10 batches (80 rows): chunks 0 and 1 are full
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    return real(batch)
-
-                mp.setattr(glove, "forward_batch", forward)
-                _extract(glove, reviews, cache)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    folder = next(cache.glob("*/*"))
-    state = read_manifest(folder)
-    assert not state.complete and state.rows_done % CHUNK == 0 and state.rows_done > 0
+    # after 10 batches (80 rows): chunks 0 and 1 are full
+    state = _killed_at_forward(glove, reviews, cache, 11, lambda mp: _spare(mp, True))
+    assert state.rows_done > 0
     assert _bank_bytes(_extract(glove, reviews, cache).banks[0].folder) == reference
 
 

@@ -148,3 +148,24 @@ def test_jobs_must_be_a_positive_whole_number(tmp_path):
     with pytest.raises(UserInputError, match="jobs"):
         run_suite(parse_suite(MICRO), tmp_path / "x", progress=False, jobs=0)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_failing_worker_stops_the_others_after_their_current_cell(first_run, tmp_path):
+    from fusion_aft.bench.cells import Cell
+    from fusion_aft.bench.parallel import partition, run_parallel
+    from fusion_aft.bench.store import CellStore
+
+    suite = parse_suite({**MICRO, "defaults": {**MICRO["defaults"], "steps": 300}})
+    task = suite.resolved()[0]
+    teachers = tuple(task.teachers)
+    bad = Cell(task.name, "run", "aft", teachers, 100, float("nan"))  # refused by its config
+    good = [Cell(task.name, "run", "aft", teachers, seed, 1.0) for seed in range(10)]
+    shares = partition([bad, *good], 2)
+    assert shares[0][0] == bad and len(shares[1]) == 5
+    with pytest.raises(Exception, match=r"beta must be >= 0"):  # raised in the worker
+        run_parallel(task, [bad, *good], tmp_path, 2, poll_seconds=0.05)
+    store = CellStore(tmp_path)
+    finished = [c for c in good if store.get(c) is not None]
+    # the healthy worker finished the cell it was training when the other failed, and no more
+    assert all(c in shares[1] for c in finished) and len(finished) < len(shares[1])
+    assert not list(tmp_path.glob(".stop-*"))

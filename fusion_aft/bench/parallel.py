@@ -55,8 +55,14 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def _worker(task: ResolvedTask, device: str, out_dir: str, cells: list[Cell], threads: int) -> int:
-    """Prepare ``task`` in this process and train ``cells`` into the store; return how many ran."""
+def _worker(
+    task: ResolvedTask, device: str, out_dir: str, cells: list[Cell], threads: int, stop_file: str
+) -> int:
+    """Prepare ``task`` in this process and train ``cells`` into the store; return how many ran.
+
+    Stops before the next cell once ``stop_file`` exists (another worker failed, or the run was
+    interrupted), so an error surfaces after the cell in training, not after the whole share.
+    """
     import torch
 
     from fusion_aft.bench.runner import _device, prepare_task, train_cell
@@ -66,6 +72,9 @@ def _worker(task: ResolvedTask, device: str, out_dir: str, cells: list[Cell], th
     store = CellStore(Path(out_dir))
     ran = 0
     for cell in cells:
+        if os.path.exists(stop_file):
+            log.info("stopping before %s: another worker failed or the run was interrupted", cell.key)
+            break
         if store.get(cell) is not None:
             continue
         store.put(cell, train_cell(ctx, cell, Path(out_dir) / "runs" / cell.key))
@@ -84,34 +93,42 @@ def run_parallel(
     """Train ``cells`` (training cells only, none finished yet) in ``jobs`` worker processes.
 
     ``on_progress(n)`` is called with the number of cells finished since the last call. Returns
-    the number of cells run. A worker's error is raised here after the other workers stop;
-    the cells already finished stay in the store.
+    the number of cells run. A worker's error (or an interrupt) is raised here once the other
+    workers have finished the cell each is training; they start no further cell. The cells
+    already finished stay in the store.
     """
     if not cells:
         return 0
     store = CellStore(out_dir)
     shares = partition(cells, jobs)
     threads = threads_per_job(len(shares))
+    stop_file = Path(out_dir) / f".stop-{os.getpid()}"
+    stop_file.unlink(missing_ok=True)
     # spawn: a fresh interpreter per worker (forking a process that already runs torch threads
     # can deadlock in OpenMP)
     context = multiprocessing.get_context("spawn")
     seen = 0
-    with cf.ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
-        futures = [
-            pool.submit(_worker, task, task.device, str(out_dir), share, threads) for share in shares
-        ]
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = cf.wait(pending, timeout=poll_seconds, return_when=cf.FIRST_EXCEPTION)
-                finished = sum(store.get(c) is not None for c in cells)
-                if on_progress is not None and finished > seen:
-                    on_progress(finished - seen)
-                seen = finished
-                for future in done:
-                    future.result()  # re-raise a worker's error
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    try:
+        with cf.ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+            futures = [
+                pool.submit(_worker, task, task.device, str(out_dir), share, threads, str(stop_file))
+                for share in shares
+            ]
+            pending = set(futures)
+            try:
+                while pending:
+                    done, pending = cf.wait(pending, timeout=poll_seconds, return_when=cf.FIRST_EXCEPTION)
+                    finished = sum(store.get(c) is not None for c in cells)
+                    if on_progress is not None and finished > seen:
+                        on_progress(finished - seen)
+                    seen = finished
+                    for future in done:
+                        future.result()  # re-raise a worker's error
+            except BaseException:
+                stop_file.touch()  # the other workers finish their current cell and stop
+                for future in pending:
+                    future.cancel()
+                raise
+    finally:
+        stop_file.unlink(missing_ok=True)
     return sum(f.result() for f in futures)

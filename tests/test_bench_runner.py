@@ -169,3 +169,20 @@ def test_a_failing_worker_stops_the_others_after_their_current_cell(first_run, t
     # the healthy worker finished the cell it was training when the other failed, and no more
     assert all(c in shares[1] for c in finished) and len(finished) < len(shares[1])
     assert not list(tmp_path.glob(".stop-*"))
+
+
+def test_parallel_progress_counts_each_cell_once_when_it_lands(first_run, tmp_path):
+    from fusion_aft.bench.cells import Cell
+    from fusion_aft.bench.parallel import run_parallel
+    from fusion_aft.bench.store import CellStore
+
+    task = parse_suite(MICRO).resolved()[0]
+    cells = [Cell(task.name, "run", "aft", tuple(task.teachers), seed, 1.0) for seed in range(4)]
+    store = CellStore(tmp_path)
+    stale = store.path(cells[0])  # a result of other settings: not finished, trained again
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"digest": "other settings"}')
+    counts: list[int] = []
+    ran = run_parallel(task, cells, tmp_path, 2, on_progress=counts.append, poll_seconds=0.05)
+    assert ran == 4 and sum(counts) == 4 and all(n > 0 for n in counts)
+    assert all(store.get(c) is not None for c in cells)

@@ -82,6 +82,14 @@ def _worker(
     return ran
 
 
+def _stamp(path: Path) -> int | None:
+    """The file's modification time in ns, or None when it does not exist."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def run_parallel(
     task: ResolvedTask,
     cells: Sequence[Cell],
@@ -100,6 +108,10 @@ def run_parallel(
     if not cells:
         return 0
     store = CellStore(out_dir)
+    # progress from file stamps (a worker's put replaces the cell's file): polling stays a stat
+    # per unfinished cell instead of parsing every result file each time
+    paths = {c.key: store.path(c) for c in cells}
+    stamps = {key: _stamp(path) for key, path in paths.items()}
     shares = partition(cells, jobs)
     threads = threads_per_job(len(shares))
     stop_file = Path(out_dir) / f".stop-{os.getpid()}"
@@ -107,7 +119,6 @@ def run_parallel(
     # spawn: a fresh interpreter per worker (forking a process that already runs torch threads
     # can deadlock in OpenMP)
     context = multiprocessing.get_context("spawn")
-    seen = 0
     try:
         with cf.ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
             futures = [
@@ -118,10 +129,11 @@ def run_parallel(
             try:
                 while pending:
                     done, pending = cf.wait(pending, timeout=poll_seconds, return_when=cf.FIRST_EXCEPTION)
-                    finished = sum(store.get(c) is not None for c in cells)
-                    if on_progress is not None and finished > seen:
-                        on_progress(finished - seen)
-                    seen = finished
+                    landed = [key for key, stamp in stamps.items() if _stamp(paths[key]) != stamp]
+                    for key in landed:
+                        del stamps[key]
+                    if on_progress is not None and landed:
+                        on_progress(len(landed))
                     for future in done:
                         future.result()  # re-raise a worker's error
             except BaseException:

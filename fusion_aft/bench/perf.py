@@ -28,7 +28,7 @@ timed assertion; the tests only check that the report is complete and well forme
 
 Example::
 
-    fusion-aft bench perf --out benchmarks/results          # full run, about 15 min on 2 cores
+    fusion-aft bench perf --out benchmarks/results          # full run, about 7 min on 2 cores
     fusion-aft bench perf --out /tmp/perf --quick           # smoke run, well under a minute
     fusion-aft bench perf --out /tmp/perf --section scaling # one section (repeatable)
 """
@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_aft.fileio import atomic_write_text
 from fusion_aft.machine import cpu_model, usable_cores
 from fusion_aft.versions import library_versions
 
@@ -1188,8 +1189,6 @@ def main(
     report.wall_s = round(time.perf_counter() - t_start, 2)
     data = asdict(report)
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    tmp = out / ".perf.json.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out / "perf.json")
+    atomic_write_text(out / "perf.json", text)
     plot(data, out / "perf.png")
     return data

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from fusion_aft.bench.parallel import run_parallel
 from fusion_aft.bench.store import CellStore
 from fusion_aft.bench.suite import PROBE, ResolvedTask, Suite
 from fusion_aft.bench.validate import validate_names
-from fusion_aft.fileio import atomic_write_json
+from fusion_aft.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["TaskContext", "environment", "render_summary", "run_suite"]
 
@@ -521,17 +522,16 @@ def write_results(results: dict[str, Any], out: Path) -> None:
         "mu_share",
         "key",
     ]
-    tmp = out / ".results.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for r in results["cells"]:
-            row = dict(r)
-            row["teachers"] = "+".join(r.get("teachers") or [])
-            if r.get("mu_share"):
-                row["mu_share"] = ";".join(f"{k}={v:.4f}" for k, v in r["mu_share"].items())
-            writer.writerow(row)
-    os.replace(tmp, out / "results.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in results["cells"]:
+        row = dict(r)
+        row["teachers"] = "+".join(r.get("teachers") or [])
+        if r.get("mu_share"):
+            row["mu_share"] = ";".join(f"{k}={v:.4f}" for k, v in r["mu_share"].items())
+        writer.writerow(row)
+    atomic_write_text(out / "results.csv", table.getvalue())
     results["figures"] = write_report(results, out)
     atomic_write_json(out / "results.json", results)
 

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train_resume import KW as RESUME_RUN
 
 from fusion_aft.prefetch import Prefetcher
 from fusion_aft.train import train
@@ -64,23 +65,8 @@ def test_depth_below_one_is_refused():
         Prefetcher(range(3), depth=0)
 
 
-KW = dict(
-    dataset="rotten_tomatoes",
-    dataset_options={"train_size": 96, "test_size": 64},
-    student="text_bow",
-    student_options={"emb_dim": 16, "hidden": 16, "max_length": 32, "dropout": 0.2},
-    teachers=["glove-6b-50d"],
-    method="aft",
-    beta=2.0,
-    seed=3,
-    n_labels=48,
-    n_unlabelled=32,
-    use_unlabelled=True,
-    batch_size=8,
-    steps=10,
-    log_every=1,
-    progress=False,
-)
+# the tiny AFT run of the resume tests, with its own seed and length
+KW = {**RESUME_RUN, "seed": 3, "steps": 10}
 
 
 def test_training_with_and_without_prefetch_gives_identical_weights(tmp_path):

@@ -35,8 +35,8 @@ _LAZY: dict[str, str] = {
     "register_objective": "fusion_aft.objectives:register_objective",
     "extract": "fusion_aft.bank:extract",
     "JointBank": "fusion_aft.bank:JointBank",
-    "train": "fusion_aft.train:train",
-    "TrainConfig": "fusion_aft.train:TrainConfig",
+    "train": "fusion_aft.training:train",
+    "TrainConfig": "fusion_aft.training:TrainConfig",
     "load_student": "fusion_aft.students:load_student",
 }
 

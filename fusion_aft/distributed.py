@@ -11,7 +11,7 @@ of the result flows back to this rank's own rows only (no communication in the b
 When every rank computes the same loss from the gathered tensor, the gradient it leaves on the
 local rows is the exact gradient of that loss w.r.t. them; :func:`scale_grad` multiplies it by
 the world size so that DistributedDataParallel's averaging over ranks gives the single-process
-gradient (see :mod:`fusion_aft.train.distributed`).
+gradient (see :mod:`fusion_aft.training.distributed`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-import fusion_aft.train.engine as engine
+import fusion_aft.training.engine as engine
 from fusion_aft.cli import main
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from fusion_aft import distributed
-from fusion_aft.train.distributed import Parallel, ShardedStepBatchSampler
-from fusion_aft.train.sampler import StepBatchSampler, Stream
+from fusion_aft.training.distributed import Parallel, ShardedStepBatchSampler
+from fusion_aft.training.sampler import StepBatchSampler, Stream
 
 pytestmark = pytest.mark.xdist_group("torchrun")
 
@@ -27,7 +27,7 @@ import sys, torch
 import torch.nn.functional as F
 from fusion_aft import distributed
 import fusion_aft.objectives as objectives, fusion_aft.students as students
-from fusion_aft.train.distributed import Parallel
+from fusion_aft.training.distributed import Parallel
 
 out, BETA = sys.argv[1], float(sys.argv[2])
 distributed.init("cpu")

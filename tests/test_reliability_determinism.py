@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import fusion_aft
 from fusion_aft.bank.manifest import read_manifest
-from fusion_aft.train import train
+from fusion_aft.training import train
 
 pytestmark = pytest.mark.xdist_group("reliability_determinism")
 

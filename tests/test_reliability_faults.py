@@ -33,8 +33,8 @@ from fusion_aft.bank import TeacherBank, verify_bank
 from fusion_aft.bank import manifest as manifest_module
 from fusion_aft.bank.manifest import read_manifest
 from fusion_aft.errors import UserInputError
-from fusion_aft.train import checkpoint as ckpt
-from fusion_aft.train import train
+from fusion_aft.training import checkpoint as ckpt
+from fusion_aft.training import train
 
 pytestmark = pytest.mark.xdist_group("reliability_faults")
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from fusion_aft.cli import main
 from fusion_aft.errors import UserInputError
 from fusion_aft.report import attribution
-from fusion_aft.train import train
+from fusion_aft.training import train
 
 COMMON = dict(
     dataset="rotten_tomatoes",

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.train import TrainConfig, load_config, train
-from fusion_aft.train.config import resolve_steps, steps_per_epoch
-from fusion_aft.train.sampler import StepBatchSampler, Stream
-from fusion_aft.train.schedule import cosine_factor, make_scheduler
+from fusion_aft.training import TrainConfig, load_config, train
+from fusion_aft.training.config import resolve_steps, steps_per_epoch
+from fusion_aft.training.sampler import StepBatchSampler, Stream
+from fusion_aft.training.schedule import cosine_factor, make_scheduler
 
 BASE = {"dataset": "rotten_tomatoes", "student": "text_bow"}
 

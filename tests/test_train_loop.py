@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import fusion_aft
 from fusion_aft.data.splits import label_budget
 from fusion_aft.report import load_objective
-from fusion_aft.train import train
-from fusion_aft.train.checkpoint import seed_everything
-from fusion_aft.train.sampler import Stream
+from fusion_aft.training import train
+from fusion_aft.training.checkpoint import seed_everything
+from fusion_aft.training.sampler import Stream
 
 DATA = {"train_size": 96, "test_size": 64}
 STUDENT = {"emb_dim": 16, "hidden": 16, "max_length": 32}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 import fusion_aft
-from fusion_aft.train.config import TrainConfig
-from fusion_aft.train.engine import build_optimizer
+from fusion_aft.training.config import TrainConfig
+from fusion_aft.training.engine import build_optimizer
 
 
 def _lrs(method: str, objective_lr: float | None) -> dict[str, float]:

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from test_train_resume import KW as RESUME_RUN
 
 from fusion_aft.prefetch import Prefetcher
-from fusion_aft.train import train
+from fusion_aft.training import train
 
 
 def _prefetch_threads() -> int:

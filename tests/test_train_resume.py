@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.train import train
-from fusion_aft.train.checkpoint import latest, load_checkpoint, save_checkpoint
+from fusion_aft.training import train
+from fusion_aft.training.checkpoint import latest, load_checkpoint, save_checkpoint
 
 KW = dict(
     dataset="rotten_tomatoes",
@@ -89,7 +89,7 @@ def test_sigkill_then_resume_is_bit_identical(reference: Path, tmp_path) -> None
         f"""
         import os, signal, torch
         torch.set_num_threads(1)
-        from fusion_aft.train import train
+        from fusion_aft.training import train
         def kill(event, info):
             if event == "step" and info["done"] == 10:
                 os.kill(os.getpid(), signal.SIGKILL)

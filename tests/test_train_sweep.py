@@ -7,7 +7,7 @@ import json
 
 import fusion_aft
 from fusion_aft.data.records import Split
-from fusion_aft.train import train
+from fusion_aft.training import train
 
 READS = {"test": 0}
 

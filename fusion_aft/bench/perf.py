@@ -433,8 +433,8 @@ class StepRunner:
         beta: float = 1.0,
         seed: int = 0,
     ) -> None:
-        from fusion_aft.train.config import TrainConfig
-        from fusion_aft.train.engine import build_models, build_optimizer
+        from fusion_aft.training.config import TrainConfig
+        from fusion_aft.training.engine import build_models, build_optimizer
 
         cfg = TrainConfig(
             dataset="synthetic",
@@ -465,7 +465,7 @@ class StepRunner:
         import torch
         import torch.nn.functional as F
 
-        from fusion_aft.train.engine import regulariser
+        from fusion_aft.training.engine import regulariser
 
         if teacher is None and self.bank is not None:
             teacher = torch.from_numpy(self.bank.rows(ids)).float()
@@ -790,7 +790,7 @@ def memory_child(mode: str, folder: str, steps: int | None, batch: int, seed: in
 def _ram_step(runner: StepRunner, inputs: Any, labels: Any, teacher: Any) -> None:
     import torch.nn.functional as F
 
-    from fusion_aft.train.engine import regulariser
+    from fusion_aft.training.engine import regulariser
 
     logits, features = runner.student(inputs)
     loss = F.cross_entropy(logits, labels) + runner.beta * regulariser(runner.objective, features, teacher)[0]

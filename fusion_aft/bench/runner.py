@@ -151,7 +151,7 @@ def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext
 
 # -- cells --------------------------------------------------------------------------------------
 def _train_config(task: ResolvedTask, cell: Cell, n_labels: int) -> Any:
-    from fusion_aft.train.config import TrainConfig
+    from fusion_aft.training.config import TrainConfig
 
     return TrainConfig(
         dataset=task.dataset,
@@ -187,7 +187,7 @@ def _mu_share(objective: Any) -> dict[str, float] | None:
 
 def train_cell(ctx: TaskContext, cell: Cell, folder: Path) -> dict[str, Any]:
     """Train one cell with the engine and score it (holdout for ``tune``, test for ``run``)."""
-    from fusion_aft.train.engine import FitSpec, evaluate, fit
+    from fusion_aft.training.engine import FitSpec, evaluate, fit
 
     labelled = ctx.fit if cell.kind == "tune" else ctx.labelled
     scored = ctx.holdout if cell.kind == "tune" else ctx.test

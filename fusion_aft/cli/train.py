@@ -90,8 +90,8 @@ def register(app: typer.Typer) -> None:
         --teachers all-minilm-l6-v2,paraphrase-minilm-l3-v2 --method aft --beta auto
         --n-labels 500 --use-unlabelled --out runs/rt-aft
         """
-        from fusion_aft.train import load_config
-        from fusion_aft.train import train as run_train
+        from fusion_aft.training import load_config
+        from fusion_aft.training import train as run_train
 
         overrides: dict[str, Any] = {
             "dataset": dataset,

@@ -21,11 +21,11 @@ from filelock import FileLock, Timeout
 
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
-from fusion_aft.train.config import OPERATIONAL_KEYS, TrainConfig, load_config
-from fusion_aft.train.distributed import rank_setup
-from fusion_aft.train.engine import Callback, FitSpec, evaluate, fit
-from fusion_aft.train.progress import MetricsLog, read_metrics
-from fusion_aft.train.sweep import run_sweep
+from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config
+from fusion_aft.training.distributed import rank_setup
+from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit
+from fusion_aft.training.progress import MetricsLog, read_metrics
+from fusion_aft.training.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def _train(
     if sweep is not None:
         summary["best_holdout_accuracy"] = sweep["best_holdout_accuracy"]
     save_artefacts(run_dir, cfg, out, dataset, summary)
-    from fusion_aft.train.provenance import provenance
+    from fusion_aft.training.provenance import provenance
 
     atomic_write_json(
         run_dir / "provenance.json",
@@ -331,7 +331,7 @@ def _write_resolved(
 ) -> None:
     """Add what the config left open (device, steps, row counts, widths) to ``config.json``."""
     import fusion_aft.objectives as objectives
-    from fusion_aft.train.engine import total_steps_for
+    from fusion_aft.training.engine import total_steps_for
 
     needs_pairs = bool(getattr(objectives.get(cfg.method), "needs_pairs", False))
     n_unl = len(unlabelled) if unlabelled is not None else 0

@@ -47,7 +47,7 @@ import torch
 
 from fusion_aft import distributed as dist_util
 from fusion_aft.errors import UserInputError
-from fusion_aft.train.sampler import StepBatchSampler, Stream
+from fusion_aft.training.sampler import StepBatchSampler, Stream
 
 __all__ = ["Parallel", "ShardedStepBatchSampler", "rank_setup"]
 
@@ -203,7 +203,7 @@ class Parallel:
         """Give every rank rank 0's position and state (weights, optimiser, schedule, RNG)."""
         if not self.active:
             return start, resumed_from
-        from fusion_aft.train.checkpoint import rng_state, set_rng_state
+        from fusion_aft.training.checkpoint import rng_state, set_rng_state
 
         payload = None
         if self.is_main:

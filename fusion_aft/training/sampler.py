@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fusion_aft.train.config import steps_per_epoch
+from fusion_aft.training.config import steps_per_epoch
 
 
 @dataclass(frozen=True)

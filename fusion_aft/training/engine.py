@@ -25,7 +25,7 @@ from torch import nn
 from fusion_aft.data.records import Split
 from fusion_aft.errors import UserInputError
 from fusion_aft.prefetch import Prefetcher
-from fusion_aft.train.checkpoint import (
+from fusion_aft.training.checkpoint import (
     latest,
     load_checkpoint,
     rng_state,
@@ -33,12 +33,12 @@ from fusion_aft.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from fusion_aft.train.config import TrainConfig, resolve_steps
-from fusion_aft.train.data import Collate, RowDataset, eval_loader, train_loader
-from fusion_aft.train.distributed import Parallel
-from fusion_aft.train.progress import Board, MetricsLog, make_progress, read_metrics
-from fusion_aft.train.sampler import Stream
-from fusion_aft.train.schedule import make_scheduler
+from fusion_aft.training.config import TrainConfig, resolve_steps
+from fusion_aft.training.data import Collate, RowDataset, eval_loader, train_loader
+from fusion_aft.training.distributed import Parallel
+from fusion_aft.training.progress import Board, MetricsLog, make_progress, read_metrics
+from fusion_aft.training.sampler import Stream
+from fusion_aft.training.schedule import make_scheduler
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from fusion_aft.data.records import Split
 from fusion_aft.fileio import atomic_write_json
-from fusion_aft.train.engine import FitSpec, evaluate, fit
+from fusion_aft.training.engine import FitSpec, evaluate, fit
 
 log = logging.getLogger(__name__)
 

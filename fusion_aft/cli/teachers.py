@@ -185,4 +185,7 @@ def register(app: typer.Typer) -> None:
     group.command("show")(show)
     group.command("add")(add)
     group.command("check")(check)
+    from fusion_aft.cli.rank import rank
+
+    group.command("rank")(rank)
     app.add_typer(group, name="teachers")

@@ -1,4 +1,5 @@
-"""Reports on finished runs: μ attribution per teacher and per feature (tables, JSON, charts).
+"""Reports on finished runs: μ attribution per teacher and per feature (tables, JSON, charts), and
+which teachers a run could drop (:func:`drop_suggestions`).
 
 Example::
 
@@ -10,5 +11,6 @@ Example::
 from __future__ import annotations
 
 from fusion_aft.report.attribution import attribution, load_objective, plot_attribution
+from fusion_aft.report.drop import drop_suggestions
 
-__all__ = ["attribution", "load_objective", "plot_attribution"]
+__all__ = ["attribution", "drop_suggestions", "load_objective", "plot_attribution"]

@@ -1,0 +1,229 @@
+"""Rank teachers for a task before training, and recommend a subset to combine.
+
+Everything is computed on the labelled rows of the training split (never the test split), from
+the teachers' feature banks:
+
+* per teacher: cross-validated linear-probe accuracy (:mod:`fusion_aft.ranking.probe`), LogME
+  evidence (:func:`fusion_aft.objectives.logme.logme`), width, parameters and extraction cost
+  per 1000 rows (:mod:`fusion_aft.ranking.cost`);
+* per pair: linear CKA of their features on the same rows (:mod:`fusion_aft.ranking.similarity`);
+* per subset (all of them for up to four teachers, else those the selection visits): the probe
+  of the concatenated features;
+* the recommended subset: greedy forward selection with a one-standard-error stopping rule,
+  within the optional width and cost budgets (:mod:`fusion_aft.ranking.select`).
+
+Example::
+
+    import fusion_aft
+    r = fusion_aft.rank_teachers("rotten_tomatoes", ["all-minilm-l6-v2", "glove-6b-50d"],
+                                 n_labels=500, dataset_options={"train_size": 4500})
+    print(r.table()); r.recommended; r.plot("ranking.png")
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion_aft.errors import UserInputError
+from fusion_aft.ranking.cost import BankCost
+from fusion_aft.ranking.probe import FoldedProbe, ProbeScore
+from fusion_aft.ranking.result import SubsetScore, TeacherRanking, TeacherScore
+from fusion_aft.ranking.select import greedy_select
+from fusion_aft.ranking.similarity import cka_matrix
+
+__all__ = ["rank_features", "rank_teachers"]
+
+log = logging.getLogger(__name__)
+
+#: every subset is scored when there are at most this many teachers (2⁴ − 1 = 15 probes)
+ALL_SUBSETS_UP_TO = 4
+
+
+def _logme(x: np.ndarray, y: np.ndarray) -> float:
+    import torch
+
+    from fusion_aft.objectives.logme import logme
+
+    return logme(torch.from_numpy(np.asarray(x, dtype=np.float64)), torch.from_numpy(y)).evidence
+
+
+def rank_features(
+    features: Mapping[str, np.ndarray],
+    labels: Sequence[int] | np.ndarray,
+    *,
+    params: Mapping[str, int | None] | None = None,
+    costs: Mapping[str, BankCost] | None = None,
+    folds: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    c: float = 1.0,
+    max_width: int | None = None,
+    max_cost: float | None = None,
+    all_subsets: bool | None = None,
+    dataset: str = "",
+) -> TeacherRanking:
+    """Rank the teachers whose labelled-row features are ``features`` (name -> ``[N, d]``)."""
+    names = list(features)
+    if not names:
+        raise UserInputError("no teachers to rank; pass at least one")
+    y = np.asarray(labels, dtype=np.int64)
+    for name, x in features.items():
+        if x.ndim != 2 or x.shape[0] != y.size:
+            raise UserInputError(f"teacher '{name}': features {x.shape} do not match {y.size} labels")
+    params = params or {}
+    costs = costs or {}
+    t0 = time.perf_counter()
+    cache: dict[tuple[str, ...], ProbeScore] = {}
+    probe = FoldedProbe(dict(features), y, folds=folds, repeats=repeats, seed=seed, c=c)
+
+    def score(subset: tuple[str, ...]) -> ProbeScore:
+        if subset not in cache:
+            cache[subset] = probe.score(subset)
+        return cache[subset]
+
+    width = {t: int(features[t].shape[1]) for t in names}
+    cost_1k = {t: (costs[t].seconds_per_1k_rows if t in costs else None) for t in names}
+    selection = greedy_select(names, score, width, cost_1k, max_width=max_width, max_cost=max_cost)
+    if all_subsets is None:
+        all_subsets = len(names) <= ALL_SUBSETS_UP_TO
+    if all_subsets:
+        for k in range(1, len(names) + 1):
+            for subset in itertools.combinations(names, k):
+                score(subset)
+    for t in names:
+        score((t,))
+    probe_seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    evidence = {t: _logme(features[t], y) for t in names}
+    cka_names, cka = cka_matrix(features)
+    other_seconds = time.perf_counter() - t1
+
+    rows = []
+    for t in names:
+        s = cache[(t,)]
+        cost = costs.get(t)
+        rows.append(
+            TeacherScore(
+                teacher=t,
+                width=width[t],
+                params=params.get(t),
+                probe_accuracy=s.accuracy,
+                probe_se=s.se,
+                logme=evidence[t],
+                seconds_per_1k_rows=cost.seconds_per_1k_rows if cost else None,
+                cost_source=cost.source if cost else "unknown",
+                bank_bytes=cost.bytes if cost else None,
+                recommended=t in selection.chosen,
+            )
+        )
+    rows.sort(key=lambda r: (-r.probe_accuracy, -r.logme))
+    for i, r in enumerate(rows, 1):
+        r.rank = i
+    subsets = [
+        SubsetScore(teachers=list(k), accuracy=v.accuracy, se=v.se, width=sum(width[t] for t in k))
+        for k, v in cache.items()
+    ]
+    subsets.sort(key=lambda s: (-s.accuracy, s.width))
+    return TeacherRanking(
+        dataset=dataset,
+        n_rows=int(y.size),
+        classes=int(np.unique(y).size),
+        folds=folds,
+        repeats=repeats,
+        c=c,
+        teachers=rows,
+        cka_teachers=cka_names,
+        cka=cka.tolist(),
+        subsets=subsets,
+        recommended=list(selection.chosen),
+        selection=[s.__dict__ for s in selection.steps],
+        excluded=selection.excluded,
+        budgets={"max_width": max_width, "max_cost": max_cost},
+        seconds={"probe": probe_seconds, "logme_cka": other_seconds},
+    )
+
+
+def labelled_training_rows(dataset: Any, n_labels: int | None, seed: int) -> Any:
+    """The labelled rows of ``dataset``'s train split (a stratified draw of ``n_labels`` when given)."""
+    from fusion_aft.data.records import UNLABELLED
+    from fusion_aft.data.splits import label_budget
+
+    train = dataset.split("train")
+    if n_labels is not None:
+        return train, label_budget(train, n_labels, seed=seed)[0]
+    keep = [i for i, v in enumerate(train.labels) if v != UNLABELLED]
+    if not keep:
+        raise UserInputError(f"the train split of '{dataset.name}' has no labelled rows to rank teachers on")
+    return train, train.subset(keep, "labelled") if len(keep) < len(train) else train
+
+
+def rank_teachers(
+    dataset: Any,
+    teachers: Sequence[str] | str,
+    *,
+    dataset_options: Mapping[str, Any] | None = None,
+    n_labels: int | None = None,
+    seed: int = 0,
+    folds: int = 5,
+    repeats: int = 1,
+    c: float = 1.0,
+    max_width: int | None = None,
+    max_cost: float | None = None,
+    all_subsets: bool | None = None,
+    cache_dir: str | Path | None = None,
+    device: Any = "cpu",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> TeacherRanking:
+    """Rank ``teachers`` on the labelled training rows of ``dataset`` (see the module docstring).
+
+    Args:
+        dataset: a dataset name (loaded with ``dataset_options``) or a ``Dataset``.
+        teachers: teacher refs, a list or one comma-separated string.
+        n_labels: draw this many labelled rows (stratified, ``seed``), as ``train --n-labels``
+            does; default: every labelled row of the train split.
+        folds, repeats: stratified cross-validation of the probe.
+        c: inverse L2 strength of the probe (scikit-learn's ``C``).
+        max_width: most features the recommended subset may have in total.
+        max_cost: most extraction seconds per 1000 rows the recommended subset may cost in total.
+        all_subsets: score every subset (default: when there are at most four teachers).
+        cache_dir, device, batch_size, progress: for extracting missing banks.
+    """
+    import fusion_aft
+
+    refs = [t.strip() for t in teachers.split(",")] if isinstance(teachers, str) else list(teachers)
+    refs = [t for t in refs if t]
+    if not refs:
+        raise UserInputError("no teachers given; pass e.g. --teachers all-minilm-l6-v2,glove-6b-50d")
+    if len(set(refs)) != len(refs):
+        raise UserInputError(f"a teacher is listed twice in {refs}; list each once")
+    t0 = time.perf_counter()
+    ds = fusion_aft.datasets.load(dataset, **dict(dataset_options or {})) if isinstance(dataset, str) else dataset
+    train, labelled = labelled_training_rows(ds, n_labels, seed)
+    from fusion_aft.ranking.banks import open_or_extract
+
+    bank, costs = open_or_extract(refs, ds, train, cache_dir, device, batch_size, progress=progress)
+    load_seconds = time.perf_counter() - t0
+    rows = np.asarray(bank.rows(labelled.ids), dtype=np.float32)
+    features = {ref: rows[:, bank.slices[b.ref]] for ref, b in zip(refs, bank.banks, strict=True)}
+    params = {}
+    for ref in refs:
+        try:
+            params[ref] = fusion_aft.teachers.get(ref).parameters
+        except Exception:  # a card without a parameter count still ranks
+            params[ref] = None
+    result = rank_features(
+        features, labelled.labels, params=params, costs=costs, folds=folds, repeats=repeats, seed=seed, c=c,
+        max_width=max_width, max_cost=max_cost, all_subsets=all_subsets, dataset=ds.name,
+    )
+    result.seconds["banks"] = load_seconds
+    result.seconds["total"] = time.perf_counter() - t0
+    return result

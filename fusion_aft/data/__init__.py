@@ -40,7 +40,6 @@ __all__ = [
     "availability",
     "describe",
     "get",
-    "list",
     "load",
     "register_dataset",
     "registry",

@@ -22,7 +22,7 @@ from fusion_aft.data import (
     describe,
     get,
     info,
-    list,  # noqa: A004 - the public name is `datasets.list()`
+    list,  # noqa: A004, F401 - the public name is `datasets.list()`
     load,
     register_dataset,
     registry,

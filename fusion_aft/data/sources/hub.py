@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.sources._common import subsample
 from fusion_aft.data.validate import check_text, guarded_loader
 from fusion_aft.errors import UserInputError

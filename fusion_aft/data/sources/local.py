@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.select import stratified_partition
 from fusion_aft.data.validate import FieldLoadError, check_text, guarded_loader
 from fusion_aft.errors import UserInputError

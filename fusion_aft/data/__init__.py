@@ -39,7 +39,6 @@ __all__ = [
     "availability",
     "describe",
     "get",
-    "list",
     "load",
     "register_dataset",
     "registry",

@@ -31,7 +31,6 @@ __all__ = [
     "count_parameters",
     "create",
     "get",
-    "list",
     "load_student",
     "move_to",
     "read_student_info",

@@ -48,8 +48,11 @@ def register(app: typer.Typer) -> None:
         ),
         holdout_fraction: float = typer.Option(
             None, "--holdout-fraction",
-            help="share of the labelled rows held out to tune β under --beta auto; "
+            help="share of the labelled rows held out to tune β under --beta auto with --beta-folds 1; "
             f"default {_DEFAULTS['holdout_fraction']}",
+        ),
+        beta_folds: int = typer.Option(
+            None, "--beta-folds", help="folds of the labelled rows for --beta auto (3; 1 = one holdout)"
         ),
         seed: int = typer.Option(None, "--seed", help="random seed (also picks the labelled rows)"),
         out: Path = typer.Option(None, "--out", "-o", help="run folder (default runs/<dataset>-...)"),
@@ -120,6 +123,7 @@ def register(app: typer.Typer) -> None:
             "unlabelled_batch_size": unlabelled_batch_size,
             "weight_decay": weight_decay,
             "schedule": schedule,
+            "beta_folds": beta_folds,
             "seed": seed,
             "out": out,
             "steps": steps,
@@ -176,18 +180,26 @@ def register(app: typer.Typer) -> None:
         s = result.summary
         table.add_row("test accuracy", f"{result.test_accuracy:.4f} ({s.get('n_test', '?')} rows)")
         table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
-        table.add_row("β", f"{result.beta:g}" + (" (chosen on the holdout)" if result.sweep else ""))
+        how = " (chosen by cross-validation, one-SE rule)" if result.sweep else ""
+        table.add_row("β", f"{result.beta:g}{how}")
         table.add_row("rows", f"{s.get('n_labelled')} labelled, {s.get('n_unlabelled')} unlabelled")
         table.add_row("steps", str(result.steps))
         table.add_row("wall time", f"{result.wall_time_s:.1f} s")
         table.add_row("run folder", str(result.run_dir))
         console.print(table)
         if result.sweep:
-            sweep = Table(title="β sweep (holdout accuracy)")
+            sw = result.sweep
+            title = f"β sweep ({sw['folds']} folds, {sw['candidate_steps']} steps per candidate)"
+            sweep = Table(title=title)
             sweep.add_column("β", justify="right")
+            sweep.add_column("holdout CE (mean ± SE)", justify="right")
             sweep.add_column("holdout acc", justify="right")
-            for c in result.sweep["candidates"]:
+            for c in sw["candidates"]:
                 mark = " ←" if c["beta"] == result.beta else ""
-                sweep.add_row(f"{c['beta']:g}", f"{c['holdout_accuracy']:.4f}{mark}")
+                sweep.add_row(
+                    f"{c['beta']:g}",
+                    f"{c['mean_cross_entropy']:.4f} ± {c['stderr_cross_entropy']:.4f}{mark}",
+                    f"{c['holdout_accuracy']:.4f}",
+                )
             console.print(sweep)
         err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from fusion_aft.data.records import UNLABELLED, Split
-from fusion_aft.data.select import stratified_choice, stratified_partition
+from fusion_aft.data.select import stratified_choice, stratified_folds, stratified_partition
 from fusion_aft.errors import UserInputError
 
-__all__ = ["holdout", "label_budget"]
+__all__ = ["holdout", "kfold", "label_budget"]
 
 
 def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
@@ -33,6 +33,30 @@ def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, 
     return split.subset(fit_idx.tolist(), f"{split.name}_minus_holdout"), split.subset(
         hold_idx.tolist(), hold_name
     )
+
+
+def kfold(split: Split, k: int, seed: int = 0) -> list[tuple[Split, Split]]:
+    """``k`` pairs ``(fit, holdout)``: stratified folds of ``split``, each row held out exactly once.
+
+    Fold ``f``'s holdout is the ``f``-th fold, its fit part the other ``k - 1`` (source order kept).
+    """
+    if k < 2:
+        raise UserInputError(f"k-fold selection needs k >= 2 folds, got {k}")
+    if len(split) < k:
+        raise UserInputError(
+            f"split '{split.name}' has {len(split)} rows, too few for {k} folds; use fewer folds or more rows"
+        )
+    folds = stratified_folds(split.labels, k, seed)
+    pairs = []
+    for f, hold_idx in enumerate(folds):
+        fit_idx = np.sort(np.concatenate([folds[g] for g in range(k) if g != f]))
+        pairs.append(
+            (
+                split.subset(fit_idx.tolist(), f"{split.name}_fold{f}_fit"),
+                split.subset(hold_idx.tolist(), f"{split.name}_fold{f}_holdout"),
+            )
+        )
+    return pairs
 
 
 def label_budget(

@@ -340,6 +340,25 @@ def evaluate(student: nn.Module, split: Split, cfg: TrainConfig, device: torch.d
 
 
 @torch.no_grad()
+def holdout_scores(
+    student: nn.Module, split: Split, cfg: TrainConfig, device: torch.device
+) -> dict[str, float]:
+    """``accuracy`` and mean ``cross_entropy`` (nats per row) on a labelled ``split``."""
+    if len(split) == 0:
+        raise UserInputError(f"cannot evaluate on the empty split '{split.name}'")
+    labels = torch.tensor(split.labels, dtype=torch.long)
+    if bool((labels < 0).any()):
+        raise UserInputError(f"split '{split.name}' has unlabelled rows; it cannot be used for evaluation")
+    student.eval()
+    logits = []
+    for batch in eval_loader(split, student, cfg.eval_batch_size, cfg.num_workers):
+        logits.append(student(batch.to(device, non_blocking=True).inputs)[0].float().cpu())
+    out = torch.cat(logits)
+    ce = F.cross_entropy(out.double(), labels, reduction="mean")
+    return {"accuracy": float((out.argmax(-1) == labels).double().mean()), "cross_entropy": float(ce)}
+
+
+@torch.no_grad()
 def _fit_objective(spec: FitSpec, student: nn.Module, objective: Any) -> None:
     """Run ``objective.fit`` on every training row (FT's autoencoders, B-Tuning's LogME)."""
     splits = [spec.labelled] + ([spec.unlabelled] if spec.unlabelled is not None else [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config
 from fusion_aft.training.distributed import rank_setup
-from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit
+from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit, total_steps_for
 from fusion_aft.training.progress import MetricsLog, read_metrics
 from fusion_aft.training.sweep import run_sweep
 
@@ -229,7 +230,8 @@ def _train(
     cfg: TrainConfig, uses_teachers: bool, device: torch.device, run_dir: Path, callbacks: list[Callback]
 ) -> TrainResult:
     import fusion_aft.data as datasets
-    from fusion_aft.data.splits import holdout, label_budget
+    import fusion_aft.objectives
+    from fusion_aft.data.splits import holdout, kfold, label_budget
 
     t0 = time.perf_counter()
     dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
@@ -271,8 +273,14 @@ def _train(
             log.info("method '%s' has no regulariser: β has no effect, so no sweep is run", cfg.method)
         beta = 0.0
     elif cfg.beta == "auto":
-        fit_part, hold = holdout(labelled, cfg.holdout_fraction, seed=cfg.seed)
-        sweep = run_sweep(replace(spec, labelled=fit_part), cfg.beta_grid, hold, run_dir, cfg.resume)
+        if cfg.beta_folds == 1:
+            folds = [holdout(labelled, cfg.holdout_fraction, seed=cfg.seed)]
+        else:
+            folds = kfold(labelled, cfg.beta_folds, seed=cfg.seed)
+        needs_pairs = bool(getattr(fusion_aft.objectives.get(cfg.method), "needs_pairs", False))
+        final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
+        candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
+        sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])
@@ -306,6 +314,8 @@ def _train(
     }
     if sweep is not None:
         summary["best_holdout_accuracy"] = sweep["best_holdout_accuracy"]
+        summary["best_holdout_cross_entropy"] = sweep["best_cross_entropy"]
+        summary["sweep_wall_time_s"] = sweep["sweep_wall_time_s"]
     save_artefacts(run_dir, cfg, out, dataset, summary)
     from fusion_aft.training.provenance import provenance
 
@@ -346,6 +356,7 @@ def _write_resolved(
     }
     if cfg.beta == "auto":
         data["resolved"]["beta_grid"] = list(cfg.beta_grid)
+        data["resolved"]["beta_folds"] = cfg.beta_folds
     atomic_write_json(run_dir / CONFIG_FILE, data)
 
 

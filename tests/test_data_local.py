@@ -127,4 +127,4 @@ def test_cli_datasets_list_json_and_bad_option(capsys: pytest.CaptureFixture[str
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["fashion_mnist"]["fields"] == ["image"] and rows["fashion_mnist"]["available"]
     assert rows["emoji"]["fields"] == ["image", "text"]
-    assert main(["datasets", "show", "rotten_tomatoes", "-o", "train_size=oops=1"]) == 2
+    assert main(["datasets", "show", "rotten_tomatoes", "--dataset-option", "train_size=oops=1"]) == 2

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion_aft.bench.perf import SECTIONS, write_synthetic_bank
+from fusion_aft.bank.synthetic import write_synthetic_bank
+from fusion_aft.bench.perf import SECTIONS
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_aft.bank.synthetic import write_synthetic_bank
 from fusion_aft.fileio import atomic_write_text
 from fusion_aft.machine import cpu_model, usable_cores
 from fusion_aft.versions import library_versions
@@ -299,103 +300,6 @@ def med(values: Sequence[float]) -> float:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 4)
-
-
-# -- synthetic banks -----------------------------------------------------------------------------------
-def synthetic_ids(n: int) -> np.ndarray:
-    """Ids ``"0" … "n-1"`` (row ``i`` has id ``str(i)``) as a numpy ``S`` array."""
-    return np.arange(n).astype(f"S{len(str(max(n - 1, 0)))}")
-
-
-def write_synthetic_bank(
-    folder: Path,
-    rows: int,
-    width: int,
-    ref: str = "synthetic",
-    seed: int = 0,
-    dtype: str = "float16",
-    chunk_rows: int = 1024,
-) -> Path:
-    """A complete, valid bank folder of random features (same layout and manifest as extraction).
-
-    Written chunk by chunk (never held in RAM whole); chunk checksums and per-feature mean/std are
-    real, so :func:`fusion_aft.bank.verify_bank` accepts it.
-    """
-    import io
-
-    from fusion_aft.bank.manifest import (
-        BankManifest,
-        ChunkInfo,
-        DatasetInfo,
-        FeatureStats,
-        TeacherInfo,
-        now,
-        write_manifest,
-    )
-    from fusion_aft.bank.store import DIGESTS, FEATURES, IDS, chunk_sha256
-    from fusion_aft.fileio import atomic_write_bytes, file_sha256
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def npy(array: np.ndarray) -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        return buf.getvalue()
-
-    atomic_write_bytes(folder / IDS, npy(synthetic_ids(rows)))
-    atomic_write_bytes(folder / DIGESTS, npy(np.zeros(rows, dtype="<u8")))
-    chunk_rows = min(chunk_rows, rows)
-    features = np.lib.format.open_memmap(folder / FEATURES, mode="w+", dtype=dtype, shape=(rows, width))
-    rng = np.random.default_rng(seed)
-    total = np.zeros(width)
-    squares = np.zeros(width)
-    chunks = []
-    step = chunk_rows * max(1, (64 * MIB) // (chunk_rows * width * 4))  # ~64 MiB generated at a time
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        block = rng.standard_normal((stop - start, width), dtype=np.float32).astype(dtype)
-        features[start:stop] = block
-        as64 = block.astype(np.float64)
-        total += as64.sum(0)
-        squares += np.square(as64).sum(0)
-        for a in range(start, stop, chunk_rows):
-            b = min(stop, a + chunk_rows)
-            chunks.append(ChunkInfo(start=a, stop=b, sha256=chunk_sha256(block[a - start : b - start])))
-    features.flush()
-    del features
-    mean = total / rows
-    std = np.sqrt(np.maximum(squares / rows - mean**2, 0.0))
-    stamp = now()
-    manifest = BankManifest(
-        teacher=TeacherInfo(
-            name=ref,
-            ref=ref,
-            fingerprint=f"synthetic-{ref}-{seed}",
-            weights_digest="none",
-            width=width,
-            inputs="image",
-            card={"name": ref, "synthetic": True},
-        ),
-        dataset=DatasetInfo(
-            name="synthetic", split="train", fingerprint=f"synthetic-{rows}-{seed}", rows=rows
-        ),
-        dtype=dtype,
-        shape=(rows, width),
-        batch_size=64 if chunk_rows % 64 == 0 else chunk_rows,
-        chunk_rows=chunk_rows,
-        rows_done=rows,
-        complete=True,
-        chunks=chunks,
-        stats=FeatureStats(mean=mean.tolist(), std=std.tolist()),
-        ids_sha256=file_sha256(folder / IDS),
-        digests_sha256=file_sha256(folder / DIGESTS),
-        versions=library_versions(),
-        created=stamp,
-        updated=stamp,
-    )
-    write_manifest(folder, manifest)
-    return folder
 
 
 def _bank_bytes(rows: int, width: int, itemsize: int = 2) -> int:

@@ -35,7 +35,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 def _path(value: Any, what: str, kind: str) -> Path:
     if value is None:
-        raise UserInputError(f"dataset '{kind}' needs {what}=PATH (e.g. --option {what}=./data)")
+        raise UserInputError(f"dataset '{kind}' needs {what}=PATH (e.g. --dataset-option {what}=./data, or --dataset ./data)")
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise UserInputError(f"dataset '{kind}': {what} {path} does not exist")

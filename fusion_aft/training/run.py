@@ -148,7 +148,7 @@ def train(
     """
     import fusion_aft.objectives as objectives
 
-    cfg = load_config(config, **kwargs)
+    cfg = with_default_student(load_config(config, **kwargs))
     obj_cls = objectives.get(cfg.method)
     uses_teachers = bool(getattr(obj_cls, "uses_teachers", True))
     if uses_teachers and not cfg.teachers:
@@ -199,6 +199,20 @@ def train(
         lock.release()
         if refused and new_folder:
             discard_unstarted_run(run_dir)
+
+
+def with_default_student(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its student named: when none is given, the default for the dataset's modality
+    (said in the log, and written to the run's ``config.json`` like any other choice)."""
+    if cfg.student is not None:
+        return cfg
+    import fusion_aft.data as datasets
+    from fusion_aft.students import default_student
+
+    fields = tuple(datasets.load(cfg.dataset, **cfg.dataset_options).fields)
+    name = default_student(fields)
+    log.info("no student given: using '%s', the default for a dataset with fields %s", name, list(fields))
+    return cfg.model_copy(update={"student": name})
 
 
 def check_names(cfg: TrainConfig, uses_teachers: bool) -> None:

@@ -53,4 +53,5 @@ def get(name: str) -> Any:
 
 
 from fusion_aft.students import hf_student as _hf  # noqa: E402,F401  (registers hf)
+from fusion_aft.students import pretrained as _pretrained  # noqa: E402,F401  (text_glove, image_lite0)
 from fusion_aft.students import timm_student as _timm  # noqa: E402,F401  (registers timm)

@@ -179,6 +179,9 @@ def register(app: typer.Typer) -> None:
         table = Table(title="fusion-aft train", show_header=False)
         s = result.summary
         table.add_row("test accuracy", f"{result.test_accuracy:.4f} ({s.get('n_test', '?')} rows)")
+        choice = s.get("student_choice")
+        note = f" ({choice})" if choice not in (None, "given") else ""
+        table.add_row("student", f"{s.get('student')}{note}")
         table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
         how = " (chosen by cross-validation, one-SE rule)" if result.sweep else ""
         table.add_row("β", f"{result.beta:g}{how}")

@@ -22,8 +22,9 @@ from typing import Any
 from fusion_aft.students import small as _small  # noqa: F401  (registers mlp, small_cnn)
 from fusion_aft.students import text as _text  # noqa: F401  (registers text_cnn, text_bow)
 from fusion_aft.students.base import Student, move_to
+from fusion_aft.students.defaults import DEFAULT_STUDENTS, default_student
 from fusion_aft.students.io import count_parameters, load_student, read_student_info, save_student
-from fusion_aft.students.registry import DEFAULT_STUDENTS, STUDENTS, create, default_student, register_student
+from fusion_aft.students.registry import STUDENTS, create, register_student
 
 __all__ = [
     "DEFAULT_STUDENTS",

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fusion_aft.errors import UserInputError
+from fusion_aft.errors import UnknownNameError, UserInputError
 from fusion_aft.registry import Registry
 from fusion_aft.students.base import Student
 
-STUDENTS: Registry = Registry("student", entry_point_group="fusion_aft.students")
+
+class _StudentRegistry(Registry):
+    """Students are few: an unknown name lists every registered one, close matches first."""
+
+    def unknown(self, name: str) -> UnknownNameError:
+        near = super().unknown(name)
+        return UnknownNameError(f"{near}; registered students: {', '.join(self.names())}")
+
+
+STUDENTS: Registry = _StudentRegistry("student", entry_point_group="fusion_aft.students")
 
 #: Decorator (or call) adding a student factory: ``@register_student("my_net")``.
 register_student = STUDENTS.register
-
-#: The student used when none is named, by the modality of the dataset's input (an image field
-#: wins over a text field: image–caption rows train an image student). Both are pretrained and
-#: cheap on a CPU (``fusion_aft/students/pretrained.py``).
-DEFAULT_STUDENTS: dict[str, str] = {"image": "image_lite0", "text": "text_glove"}
-
-
-def default_student(fields: tuple[str, ...] | list[str]) -> str:
-    """The default student for a dataset with these input ``fields``."""
-    for modality in ("image", "text"):
-        if modality in fields:
-            return DEFAULT_STUDENTS[modality]
-    raise UserInputError(
-        f"no default student for a dataset with fields {list(fields)}; pass --student "
-        f"(registered: {', '.join(STUDENTS.names())})"
-    )
 
 
 def create(name: str, num_classes: int, **options: Any) -> Student:

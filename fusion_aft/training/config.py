@@ -59,7 +59,8 @@ class TrainConfig(BaseModel):
     unlabelled_batch_size: int | None = Field(None, ge=1, description="unlabelled rows per step")
     # models
     student: str | None = Field(
-        None, description="student name; None = the default for the dataset's modality (DEFAULT_STUDENTS)"
+        None,
+        description="student name; None = the default of the dataset's modality (students.DEFAULT_STUDENTS)",
     )
     student_options: dict[str, Any] = Field(default_factory=dict)
     teachers: list[str] = Field(default_factory=list)

@@ -50,8 +50,8 @@ def torchrun(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 
 def _cli_args(cache: Path, teacher: str, rows: int, *extra: str) -> list[str]:
-    return ["-m", "fusion_aft.cli", "extract", "-d", "rotten_tomatoes", "-t", teacher, "-o",
-            f"train_size={rows}", "--cache-dir", str(cache), "-b", "16", "--chunk-rows", "32",
+    return ["-m", "fusion_aft.cli", "extract", "-d", "rotten_tomatoes", "-t", teacher, "--dataset-option",
+            f"train_size={rows}", "--cache-dir", str(cache), "--batch-size", "16", "--chunk-rows", "32",
             "--no-progress", *extra]
 
 

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from fusion_aft.data.locate import resolve_source
 from fusion_aft.data.records import UNLABELLED, Dataset, Record, Split
 from fusion_aft.data.registry import SourceInfo, register_dataset, registry
 from fusion_aft.errors import UserInputError
@@ -64,9 +65,10 @@ def list(pattern: str | None = None) -> builtins.list[str]:  # noqa: A001 - publ
 
 
 def get(name: str) -> Callable[..., Dataset]:
-    """The factory registered as ``name`` (UnknownNameError lists close matches)."""
+    """The factory registered as ``name``, or the source reading the path ``name`` (a ``.csv``, a
+    ``.jsonl``, a folder of class sub-folders); UnknownNameError lists close matches."""
     _ensure_builtins()
-    return registry.get(name)
+    return registry.get(resolve_source(name, {}, name in registry)[0])
 
 
 def info(name: str) -> SourceInfo:
@@ -75,21 +77,41 @@ def info(name: str) -> SourceInfo:
 
 
 def load(name: str, **options: Any) -> Dataset:
-    """Load dataset ``name`` with source ``options``; the result is checked (ids, labels, splits)."""
+    """Load dataset ``name`` with source ``options``; the result is checked (ids, labels, splits).
+
+    ``name`` may be a path: ``load("reviews.csv")`` is ``load("csv", path="reviews.csv")``; a
+    ``.jsonl`` file and a folder of class sub-folders (``image_folder``) work alike.
+    """
     from fusion_aft.data.validate import check_dataset
 
+    _ensure_builtins()
+    name, options = resolve_source(name, options, name in registry)
     factory = get(name)
     try:
         dataset = factory(**options)
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
-            raise UserInputError(f"dataset '{name}': {exc}") from None
+            raise UserInputError(f"dataset '{name}': {_bad_option(factory, exc)}") from None
         raise
     if not isinstance(dataset, Dataset):
         raise UserInputError(f"dataset source '{name}' returned {type(dataset).__name__}, not a Dataset")
     dataset.meta.setdefault("source", name)
     dataset.meta.setdefault("options", dict(options))
     return check_dataset(dataset)
+
+
+def _bad_option(factory: Callable[..., Dataset], exc: TypeError) -> str:
+    """The unknown option and the ones the source takes, naming the flag that sets them."""
+    import inspect
+
+    bad = str(exc).rsplit("argument", 1)[-1].strip(" '\"")
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    known = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes = f"; it takes: {', '.join(known)}" if known else ""
+    return f"no option '{bad}' (--dataset-option {bad}=...){takes}"
 
 
 def availability(name: str) -> tuple[bool, str]:

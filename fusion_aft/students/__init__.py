@@ -22,14 +22,17 @@ from typing import Any
 from fusion_aft.students import small as _small  # noqa: F401  (registers mlp, small_cnn)
 from fusion_aft.students import text as _text  # noqa: F401  (registers text_cnn, text_bow)
 from fusion_aft.students.base import Student, move_to
+from fusion_aft.students.defaults import DEFAULT_STUDENTS, default_student
 from fusion_aft.students.io import count_parameters, load_student, read_student_info, save_student
 from fusion_aft.students.registry import STUDENTS, create, register_student
 
 __all__ = [
+    "DEFAULT_STUDENTS",
     "STUDENTS",
     "Student",
     "count_parameters",
     "create",
+    "default_student",
     "get",
     "load_student",
     "move_to",
@@ -50,4 +53,5 @@ def get(name: str) -> Any:
 
 
 from fusion_aft.students import hf_student as _hf  # noqa: E402,F401  (registers hf)
+from fusion_aft.students import pretrained as _pretrained  # noqa: E402,F401  (text_glove, image_lite0)
 from fusion_aft.students import timm_student as _timm  # noqa: E402,F401  (registers timm)

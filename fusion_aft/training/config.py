@@ -58,7 +58,10 @@ class TrainConfig(BaseModel):
     use_unlabelled: bool = Field(False, description="apply the objective to unlabelled rows too")
     unlabelled_batch_size: int | None = Field(None, ge=1, description="unlabelled rows per step")
     # models
-    student: str
+    student: str | None = Field(
+        None,
+        description="student name; None = the default of the dataset's modality (students.DEFAULT_STUDENTS)",
+    )
     student_options: dict[str, Any] = Field(default_factory=dict)
     teachers: list[str] = Field(default_factory=list)
     method: str = "aft"

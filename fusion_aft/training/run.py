@@ -67,7 +67,9 @@ def resolve_device(name: str) -> torch.device:
 
 def default_run_dir(cfg: TrainConfig) -> Path:
     beta = "auto" if cfg.beta == "auto" else f"{cfg.beta:g}"
-    return Path("runs") / f"{cfg.dataset}-{cfg.student}-{cfg.method}-beta{beta}-seed{cfg.seed}"
+    from fusion_aft.data.locate import short_name
+
+    return Path("runs") / f"{short_name(cfg.dataset)}-{cfg.student}-{cfg.method}-beta{beta}-seed{cfg.seed}"
 
 
 def config_diff(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
@@ -168,6 +170,7 @@ def train(
             f"{cfg.batch_size}"
         )
     check_names(cfg, uses_teachers)
+    cfg, dataset, student_choice = choose_student(cfg)
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(cfg)
     cfg, device, run_dir = rank_setup(cfg, device, run_dir)  # torchrun: rank 0 owns run_dir
@@ -191,7 +194,7 @@ def train(
         if finished is not None:
             log.info("run %s had already finished; returning its result", run_dir)
             return finished
-        return _train(cfg, uses_teachers, device, run_dir, list(callbacks))
+        return _train(cfg, uses_teachers, device, run_dir, list(callbacks), dataset, student_choice)
     except UserInputError:
         refused = True
         raise
@@ -207,7 +210,8 @@ def check_names(cfg: TrainConfig, uses_teachers: bool) -> None:
     import fusion_aft.students as students
 
     datasets.get(cfg.dataset)
-    students.get(cfg.student)
+    if cfg.student is not None:
+        students.get(cfg.student)
     if uses_teachers:
         from fusion_aft import teachers
 
@@ -226,15 +230,41 @@ def discard_unstarted_run(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def choose_student(cfg: TrainConfig) -> tuple[TrainConfig, Any, str]:
+    """``(config with a student, the loaded dataset or None, how the student was chosen)``.
+
+    Without a student the dataset is loaded to read its modality, and the default student of that
+    modality (:data:`fusion_aft.students.DEFAULT_STUDENTS`) is used; the choice is logged and
+    recorded in the run folder.
+    """
+    if cfg.student is not None:
+        return cfg, None, "given"
+    import fusion_aft.data as datasets
+    from fusion_aft.students import default_student
+
+    dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
+    name, modality = default_student(dataset.fields)
+    choice = f"default for {modality} datasets"
+    log.info("no student given: training '%s', the %s (fusion_aft.students.DEFAULT_STUDENTS)", name, choice)
+    return cfg.model_copy(update={"student": name}), dataset, choice
+
+
 def _train(
-    cfg: TrainConfig, uses_teachers: bool, device: torch.device, run_dir: Path, callbacks: list[Callback]
+    cfg: TrainConfig,
+    uses_teachers: bool,
+    device: torch.device,
+    run_dir: Path,
+    callbacks: list[Callback],
+    dataset: Any = None,
+    student_choice: str = "given",
 ) -> TrainResult:
     import fusion_aft.data as datasets
     import fusion_aft.objectives
     from fusion_aft.data.splits import holdout, kfold, label_budget
 
     t0 = time.perf_counter()
-    dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
+    if dataset is None:
+        dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
     train_split = dataset.split("train")
     if cfg.n_labels is not None:
         labelled, unlabelled = label_budget(
@@ -254,7 +284,7 @@ def _train(
     bank = None
     if uses_teachers:
         bank = ensure_bank(cfg, dataset, train_split, device)
-    _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank)
+    _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank, student_choice)
     spec = FitSpec(
         cfg=cfg,
         beta=0.0,
@@ -303,6 +333,7 @@ def _train(
         "resumed_from_step": out.resumed_from,
         "dataset": cfg.dataset,
         "student": cfg.student,
+        "student_choice": student_choice,
         "method": cfg.method,
         "teachers": list(cfg.teachers) if uses_teachers else [],
         "seed": cfg.seed,
@@ -337,7 +368,13 @@ def _train(
 
 
 def _write_resolved(
-    run_dir: Path, cfg: TrainConfig, device: torch.device, labelled: Any, unlabelled: Any, bank: Any
+    run_dir: Path,
+    cfg: TrainConfig,
+    device: torch.device,
+    labelled: Any,
+    unlabelled: Any,
+    bank: Any,
+    student_choice: str = "given",
 ) -> None:
     """Add what the config left open (device, steps, row counts, widths) to ``config.json``."""
     import fusion_aft.objectives as objectives
@@ -348,6 +385,7 @@ def _write_resolved(
     data = cfg.model_dump(mode="json")
     data["resolved"] = {
         "device": str(device),
+        "student": {"name": cfg.student, "choice": student_choice},
         "steps": total_steps_for(cfg, len(labelled), needs_pairs, n_unl > 0),
         "n_labelled": len(labelled),
         "n_unlabelled": n_unl,

@@ -169,7 +169,8 @@ def hf(path: str | None = None, **options: Any) -> Dataset:
     """A generic hub dataset; options as :func:`load_hf`."""
     if not path:
         raise UserInputError(
-            "dataset 'hf' needs path=HUB_ID (e.g. --option path=nyu-mll/glue --option name=sst2)"
+            "dataset 'hf' needs path=HUB_ID "
+            "(e.g. --dataset-option path=nyu-mll/glue --dataset-option name=sst2)"
         )
     return load_hf(path, **options)
 

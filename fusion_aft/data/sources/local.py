@@ -8,7 +8,8 @@ Common options:
   the sorted distinct label values (tables; integer labels 0..K-1 are used as given).
 
 Tables (``csv``/``jsonl``) take ``text_column`` (default ``text``), ``label_column`` (default
-``label``), ``id_column`` (default none: ids are ``row-N``, N the data row, 0-based) and
+``label``), ``id_column`` (default ``id`` when the table has that column; ``id_column=`` empty,
+or no ``id`` column, gives ids ``row-N``, N the data row, 0-based) and
 ``image_column`` (a path relative to the file, for image or image–text rows). Rows of a
 ``test_path`` file get default ids ``test-row-N``. Bad rows (empty
 text, missing label, duplicate id, unreadable image) are reported with their id.
@@ -30,12 +31,16 @@ from fusion_aft.data.select import stratified_partition
 from fusion_aft.data.validate import FieldLoadError, check_text, guarded_loader
 from fusion_aft.errors import UserInputError
 
+#: the column used for sample ids when a table has it and ``id_column`` is not given
+ID_COLUMN = "id"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _path(value: Any, what: str, kind: str) -> Path:
     if value is None:
-        raise UserInputError(f"dataset '{kind}' needs {what}=PATH (e.g. --option {what}=./data)")
+        raise UserInputError(
+            f"dataset '{kind}' needs {what}=PATH (e.g. --dataset-option {what}=./data, or --dataset ./data)"
+        )
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise UserInputError(f"dataset '{kind}': {what} {path} does not exist")
@@ -199,11 +204,18 @@ class _Table:
         rows = _read_table(path, kind)
         if not rows:
             raise UserInputError(f"dataset '{kind}': {path} has no rows")
-        columns = set(rows[0])
-        for col in (text_column, label_column, id_column, image_column):
+        columns = list(rows[0])
+        id_column = _id_column(id_column, columns)
+        for option, col in (
+            ("text_column", text_column),
+            ("label_column", label_column),
+            ("id_column", id_column),
+            ("image_column", image_column),
+        ):
             if col is not None and col not in columns:
                 raise UserInputError(
-                    f"dataset '{kind}': column '{col}' is not in {path}; its columns are {sorted(columns)}"
+                    f"dataset '{kind}': column '{col}' is not in {path}; its columns are "
+                    f"{', '.join(columns)}; choose one with --dataset-option {option}=NAME"
                 )
         self.ids = [
             str(r[id_column]).strip() if id_column else f"{prefix}row-{n}" for n, r in enumerate(rows)
@@ -228,6 +240,13 @@ class _Table:
         self.images = None
         if image_column is not None:
             self.images = [(path.parent / str(r[image_column])).resolve() for r in rows]
+
+
+def _id_column(id_column: str | None, columns: list[str]) -> str | None:
+    """The id column: ``id`` when the table has one and none was chosen; ``""`` = row numbers."""
+    if id_column is None:
+        return ID_COLUMN if ID_COLUMN in columns else None
+    return id_column or None
 
 
 def _label_map(raws: list[Any], classes: list[str] | None) -> tuple[list[str], dict[str, int]]:

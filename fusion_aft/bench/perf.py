@@ -41,7 +41,6 @@ import itertools
 import json
 import logging
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -58,7 +57,7 @@ import numpy as np
 
 from fusion_aft.bank.synthetic import write_synthetic_bank
 from fusion_aft.fileio import atomic_write_text
-from fusion_aft.machine import cpu_model, usable_cores
+from fusion_aft.machine import load_average, machine_info
 from fusion_aft.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -243,36 +242,6 @@ def quick_sizes() -> Sizes:
         scaling_lookups=20,
         scaling_steps=3,
     )
-
-
-# -- machine and versions ------------------------------------------------------------------------------
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, memory, load, torch threads and the accelerator (if any)."""
-    import torch
-
-    mem = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / 1024**2, 1)
-    info = {
-        "cpu_model": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": usable_cores(),
-        "memory_gib": mem,
-        "platform": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": _load(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    return info
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # -- timing helpers ------------------------------------------------------------------------------------
@@ -1088,7 +1057,7 @@ def main(
                 report.sections[name] = result
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report.machine["load_average_end"] = _load()
+    report.machine["load_average_end"] = load_average()
     report.targets = summarise(report.sections)
     report.wall_s = round(time.perf_counter() - t_start, 2)
     data = asdict(report)

@@ -120,7 +120,7 @@ def test_a_run_without_a_student_gets_the_modality_default_and_records_it(
     assert f"{DEFAULT_STUDENTS['text']} (default for text datasets)" in captured.out
     saved = json.loads((out / "config.json").read_text())
     assert saved["student"] == DEFAULT_STUDENTS["text"]
-    assert saved["resolved"]["student"] == {"name": "text_bow", "choice": "default for text datasets"}
+    assert saved["resolved"]["student"] == {"name": DEFAULT_STUDENTS["text"], "choice": "default for text datasets"}
     result = json.loads((out / "result.json").read_text())
     assert result["student_choice"] == "default for text datasets"
 

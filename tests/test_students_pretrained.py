@@ -91,3 +91,31 @@ def test_missing_pretrained_weights_are_an_error_not_a_random_start(monkeypatch)
         fusion_aft.students.create("text_glove", 2, vectors="efficientnet-lite0")
     with pytest.raises(UserInputError, match="needs vocab_file"):
         fusion_aft.students.create("text_glove", 2, pretrained=False)
+
+
+def test_without_a_student_the_modality_default_is_trained_and_recorded(tmp_path, caplog) -> None:
+    import json
+    import logging
+
+    from fusion_aft.students import DEFAULT_STUDENTS, default_student
+
+    assert default_student(("text",))[0] == DEFAULT_STUDENTS["text"] == "text_glove"
+    assert default_student(("image", "text"))[0] == DEFAULT_STUDENTS["image"] == "image_lite0"
+    rows = ["id,text,label"] + [
+        f"r{i},{'a fine good film' if i % 2 else 'a dull bad plot'} {i},{i % 2}" for i in range(20)
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    with caplog.at_level(logging.INFO, logger="fusion_aft.training.run"):
+        result = fusion_aft.train(
+            dataset="csv",
+            dataset_options={"path": str(tmp_path / "t.csv")},
+            method="none",
+            student_options={"vocab_size": 500, "hidden": 8},
+            steps=2,
+            progress=False,
+            out=tmp_path / "run",
+        )
+    assert "training 'text_glove'" in caplog.text
+    assert result.summary["student"] == "text_glove"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["student"] == "text_glove"
+    assert json.loads((tmp_path / "run" / "student" / "student.json").read_text())["name"] == "text_glove"

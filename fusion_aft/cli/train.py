@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(None, "--lr", help=f"student learning rate; default {_DEFAULTS['lr']:g}"),
         weight_decay: float = typer.Option(
             None, "--weight-decay",
-            help="AdamW weight decay of the student (never of AFT's μ); "
+            help="weight decay (L2, in Adam) of the student and heads, never of AFT's μ; "
             f"default {_DEFAULTS['weight_decay']:g}",
         ),
         schedule: str = typer.Option(

@@ -54,7 +54,7 @@ def _extract(teacher: Any, reviews: Any, cache: Path) -> Any:
 def _bank_bytes(folder: Path) -> dict[str, bytes]:
     out = {name: (folder / name).read_bytes() for name in ("features.npy", "ids.npy", "digests.npy")}
     manifest = read_manifest(folder).model_dump()
-    for key in ("created", "updated"):
+    for key in ("created", "updated", "extract_seconds"):
         manifest.pop(key)
     out["manifest"] = repr(manifest).encode()
     return out

@@ -36,13 +36,13 @@ TINY = dict(
 
 
 def _normed(x: torch.Tensor) -> torch.Tensor:
-    """DESIGN §1 steps 2-3: centre each column over the batch, then L2-normalise each row."""
+    """docs/design.md §1 steps 2-3: centre each column over the batch, then L2-normalise each row."""
     x = x - x.mean(dim=0, keepdim=True)
     return x / (x.norm(dim=1, keepdim=True) + 1e-8)
 
 
 def _aft_by_hand(phi: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
-    """AFT at initialisation (μ = 0.5 everywhere), DESIGN §1 steps 1-5."""
+    """AFT at initialisation (μ = 0.5 everywhere), docs/design.md §1 steps 1-5."""
     k_s = _normed(phi) @ _normed(phi).T
     k_t = _normed(psi * 0.5) @ _normed(psi * 0.5).T
     return torch.sqrt(((k_s - k_t) ** 2).mean() + 1e-8)

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +149,8 @@ class _Job:
     batch_size: int
     chunk_rows: int
     num_workers: int | None
+    #: ``time.perf_counter()`` when this run started; the manifest adds this run's time
+    started: float = 0.0
 
     @property
     def bounds(self) -> list[tuple[int, int]]:
@@ -324,6 +327,7 @@ def _job(folder: Path, teacher: Any, split: Any, manifest: BankManifest, num_wor
         batch_size=manifest.batch_size,
         chunk_rows=manifest.chunk_rows,
         num_workers=num_workers,
+        started=time.perf_counter(),
     )
 
 
@@ -351,6 +355,8 @@ def _finalise(job: _Job, manifest: BankManifest, known: dict[int, str]) -> None:
     del feats
     manifest.chunks = chunks
     manifest.rows_done = job.rows
+    earlier = float(manifest.extract_seconds or 0.0)
+    manifest.extract_seconds = round(earlier + time.perf_counter() - job.started, 3)
     write_manifest(job.folder, manifest)
     finish_bank(job.folder, manifest)
     shutil.rmtree(job.parts, ignore_errors=True)

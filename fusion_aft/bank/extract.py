@@ -94,6 +94,9 @@ class _ChunkWriter:
         self.chunk_start = self.pos = manifest.rows_done
         self.pending: list[np.ndarray] = []
         self.error: BaseException | None = None
+        # this run's time counts from here; earlier runs' time is already in the manifest
+        self.started = time.perf_counter()
+        self.earlier_seconds = float(manifest.extract_seconds or 0.0)
         self._queue: Any = queue.Queue(maxsize=max(1, depth))
         self._thread = threading.Thread(target=self._work, name="fusion-aft-bank-writer", daemon=True)
         self._thread.start()
@@ -137,7 +140,9 @@ class _ChunkWriter:
         self.pending.append(stored)
         self.pos += len(stored)
         if self.pos - self.chunk_start >= m.chunk_rows or self.pos == self.rows:
-            store_chunk(self.folder, m, self.features, self.chunk_start, np.concatenate(self.pending))
+            seconds = self.earlier_seconds + time.perf_counter() - self.started
+            block = np.concatenate(self.pending)
+            store_chunk(self.folder, m, self.features, self.chunk_start, block, seconds=seconds)
             self.pending, self.chunk_start = [], self.pos
 
 

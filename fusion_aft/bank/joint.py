@@ -4,7 +4,7 @@ Nothing is copied into memory as a whole: :meth:`JointBank.rows` maps ids to row
 :class:`~fusion_aft.bank.index.IdIndex` (a hash table, shared by banks of the same split), sorts
 the row numbers so the reads are local (consecutive rows are one read), reads them, and restores
 the order asked for. Teachers
-keep the order they were given in; ``slices`` names each teacher's columns (DESIGN §2).
+keep the order they were given in; ``slices`` names each teacher's columns (docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ def create_bank(
         ids_sha256=file_sha256(folder / IDS),
         digests_sha256=file_sha256(folder / DIGESTS),
         device=str(device),
+        extract_seconds=0.0,
         versions=library_versions(),
         created=stamp,
         updated=stamp,
@@ -177,11 +178,13 @@ def store_chunk(
     *,
     flush: bool = True,
     save: bool = True,
+    seconds: float | None = None,
 ) -> None:
     """Write ``block`` as rows ``start..`` of the memory-mapped ``features`` and record the chunk.
 
     With ``flush`` the rows reach the file before the manifest names them, so a run killed at any
-    moment resumes from the last recorded chunk; ``save`` writes the manifest now.
+    moment resumes from the last recorded chunk; ``save`` writes the manifest now. ``seconds``,
+    when given, is the bank's extraction time so far (its earlier runs plus this one).
     """
     stop = start + len(block)
     features[start:stop] = block
@@ -189,6 +192,8 @@ def store_chunk(
         features.flush()
     manifest.chunks.append(chunk_info(start, stop, block))
     manifest.rows_done = stop
+    if seconds is not None:
+        manifest.extract_seconds = round(seconds, 3)
     if save:
         write_manifest(folder, manifest)
 

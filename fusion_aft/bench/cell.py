@@ -6,7 +6,6 @@ processes of :mod:`fusion_aft.bench.parallel`, so both run a cell the same way.
 
 from __future__ import annotations
 
-import datetime as _dt
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,14 @@ from typing import Any
 from fusion_aft.bench.cells import Cell
 from fusion_aft.bench.suite import ResolvedTask
 
-__all__ = ["TaskContext", "bank_keys", "prepare_task", "probe_cell", "student_cost", "train_cell"]
+__all__ = [
+    "TaskContext",
+    "bank_keys",
+    "extraction_entries",
+    "prepare_task", "probe_cell",
+    "student_cost",
+    "train_cell",
+]
 
 
 @dataclass
@@ -73,7 +79,6 @@ def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext
     fit_part, hold = holdout(labelled, task.holdout, seed=task.data_seed)
     ctx = TaskContext(task, dataset, labelled, unlabelled, test, fit_part, hold, device)
     for split in ("train", "test"):
-        t0 = time.perf_counter()
         bank = fusion_aft.extract(
             list(task.teachers),
             dataset,
@@ -83,30 +88,30 @@ def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext
             progress=progress,
         )
         ctx.banks[split] = bank
-        wall = time.perf_counter() - t0
-        for ref, key in zip(task.teachers, bank_keys(bank, tuple(task.teachers)), strict=True):
-            manifest = bank.manifests[key]
-            ctx.extraction.append(
-                {
-                    "task": task.name,
-                    "teacher": ref,
-                    "split": split,
-                    "rows": int(manifest.shape[0]),
-                    "seconds": _manifest_seconds(manifest, wall / len(task.teachers)),
-                }
-            )
+        ctx.extraction += extraction_entries(task.name, split, bank, tuple(task.teachers))
     return ctx
 
 
 
-def _manifest_seconds(manifest: Any, fallback: float) -> float:
-    """Extraction time recorded by a bank (last update minus creation; whole seconds)."""
-    try:
-        created = _dt.datetime.fromisoformat(manifest.created)
-        updated = _dt.datetime.fromisoformat(manifest.updated)
-    except (AttributeError, TypeError, ValueError):
-        return fallback
-    return max((updated - created).total_seconds(), fallback)
+def extraction_entries(task: str, split: str, bank: Any, teachers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per teacher: rows and the seconds its bank's manifest says were spent extracting them.
+
+    ``seconds`` is the sum over the runs that wrote the bank's chunks (a resumed run adds its
+    own), never the manifest's age; ``None`` for a bank written before that was recorded.
+    """
+    out = []
+    for ref, key in zip(teachers, bank_keys(bank, teachers), strict=True):
+        manifest = bank.manifests[key]
+        out.append(
+            {
+                "task": task,
+                "teacher": ref,
+                "split": split,
+                "rows": int(manifest.shape[0]),
+                "seconds": manifest.extract_seconds,
+            }
+        )
+    return out
 
 
 # -- cells --------------------------------------------------------------------------------------

@@ -25,11 +25,12 @@ def load_extraction_log(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def merge_extraction(log_: dict[str, dict[str, Any]], entries: list[dict[str, Any]]) -> None:
-    """Keep the first measured extraction time of each bank (later calls hit the cache)."""
+    """Record each bank's extraction time, as its manifest says (the sum over the runs that wrote
+    it); a bank that does not record it keeps an earlier entry of the same rows."""
     for e in entries:
         key = f"{e['task']}|{e['teacher']}|{e['split']}"
         old = log_.get(key)
-        if old is None or old.get("rows") != e["rows"] or e["seconds"] >= old["seconds"]:
+        if old is None or old.get("rows") != e["rows"] or e["seconds"] is not None:
             log_[key] = e
 
 
@@ -64,7 +65,8 @@ def teacher_rows(ctx: TaskContext, extraction_log: dict[str, dict[str, Any]]) ->
     keys = bank_keys(bank, tuple(ctx.task.teachers))
     for ref, key in zip(ctx.task.teachers, keys, strict=True):
         parts = [extraction_log.get(f"{ctx.task.name}|{ref}|{s}") for s in ("train", "test")]
-        secs = sum(p["seconds"] for p in parts if p) if all(parts) else None
+        known = all(p and p.get("seconds") is not None for p in parts)
+        secs = sum(p["seconds"] for p in parts if p) if known else None
         nrows = sum(p["rows"] for p in parts if p)
         try:
             params = fusion_aft.teachers.get(ref.split("?")[0]).parameters

@@ -262,7 +262,9 @@ def _cost_section(results: dict[str, Any], figures: list[str]) -> list[str]:
     md = [
         "## Cost",
         "",
-        "Teacher features are extracted once per task and cached; training never runs a teacher.",
+        "Teacher features are extracted once per task and cached; training never runs a teacher. "
+        "Extraction seconds are the time spent extracting each bank (train and test splits), summed "
+        "over the runs that wrote its chunks, as its manifest records them.",
         "",
     ]
     rows = []

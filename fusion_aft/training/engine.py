@@ -1,6 +1,6 @@
 """One training run: student + objective, ``loss = CE(labelled rows) + β · R(all rows)``.
 
-This is the loop of Qiu et al. 2024 (§3, Eq. 5; DESIGN.md §1 steps 6–7): one Adam optimiser
+This is the loop of Qiu et al. 2024 (§3, Eq. 5; docs/design.md §1 steps 6–7): one Adam optimiser
 whose groups are the student and the objective's own parameters (AFT's ``s``), both minimised
 in the same backward pass and decayed by the same cosine schedule. Teacher features come from
 the bank, computed once on un-augmented inputs. The loop syncs with the device only at logging

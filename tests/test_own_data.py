@@ -64,6 +64,8 @@ def test_path_errors_name_the_flags(tmp_path: Path) -> None:
         load(str(csv_path), colour="red")
     with pytest.raises(UserInputError, match="does not exist"):
         load(str(tmp_path / "absent.csv"))
+    with pytest.raises(UserInputError, match=r"test_fraction must .* \(set by --dataset-option test_fr"):
+        load(str(csv_path), test_fraction=2)
 
 
 def test_an_id_column_is_used_by_default_and_duplicates_are_caught(tmp_path: Path) -> None:
@@ -120,7 +122,8 @@ def test_a_run_without_a_student_gets_the_modality_default_and_records_it(
     assert f"{DEFAULT_STUDENTS['text']} (default for text datasets)" in captured.out
     saved = json.loads((out / "config.json").read_text())
     assert saved["student"] == DEFAULT_STUDENTS["text"]
-    assert saved["resolved"]["student"] == {"name": DEFAULT_STUDENTS["text"], "choice": "default for text datasets"}
+    choice = {"name": DEFAULT_STUDENTS["text"], "choice": "default for text datasets"}
+    assert saved["resolved"]["student"] == choice
     result = json.loads((out / "result.json").read_text())
     assert result["student_choice"] == "default for text datasets"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -93,11 +94,26 @@ def load(name: str, **options: Any) -> Dataset:
         if "unexpected keyword argument" in str(exc):
             raise UserInputError(f"dataset '{name}': {_bad_option(factory, exc)}") from None
         raise
+    except UserInputError as exc:
+        raise _naming_the_flag(exc, options) from None
     if not isinstance(dataset, Dataset):
         raise UserInputError(f"dataset source '{name}' returned {type(dataset).__name__}, not a Dataset")
     dataset.meta.setdefault("source", name)
     dataset.meta.setdefault("options", dict(options))
     return check_dataset(dataset)
+
+
+def _naming_the_flag(exc: UserInputError, options: dict[str, Any]) -> UserInputError:
+    """``exc``, naming the ``--dataset-option`` that set the value it complains about."""
+    message = str(exc)
+    named = [k for k in options if k != "path" and re.search(rf"\b{re.escape(k)}\b", message)]
+    if not named or "--dataset-option" in message:
+        return exc
+    hint = ", ".join(f"--dataset-option {k}=..." for k in named)
+    try:
+        return type(exc)(f"{message} (set by {hint})")
+    except TypeError:
+        return UserInputError(f"{message} (set by {hint})")
 
 
 def _bad_option(factory: Callable[..., Dataset], exc: TypeError) -> str:

@@ -76,7 +76,7 @@ def test_csv_test_path_and_integer_labels(tmp_path: Path) -> None:
         ("id,text,label\na,x,0\na,y,1\nb,z,0\n", {"id_column": "id"}, "duplicate id"),
         ("text,label\nfine,0\n,1\nok,0\nyes,1\n", {}, "record 'row-1' has empty text"),
         ("text,label\nfine,0\nbad,7\nok,1\nyes,0\n", {"classes": ["a", "b"]}, "record 'row-1'.*label 7"),
-        ("text,label\nfine,0\nbad,\n", {}, "record 'row-1'.*no label"),
+        ("text,label\nfine,\nbad,\n", {}, "no row of .* has a label"),  # an empty label = unlabelled row
         ("text,label\n", {}, "no rows"),
         ("words,label\nx,0\n", {}, "column 'text' is not in"),
     ],

@@ -55,7 +55,12 @@ class TrainConfig(BaseModel):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     n_labels: int | None = Field(None, ge=1, description="labelled training rows to keep (None = all)")
     n_unlabelled: int | None = Field(None, ge=0, description="unlabelled rows (None = the rest)")
-    use_unlabelled: bool = Field(False, description="apply the objective to unlabelled rows too")
+    use_unlabelled: bool | None = Field(
+        None,
+        description="apply the objective to unlabelled rows too: the dataset's own (an 'unlabelled' split, "
+        "rows with an empty label, images under unlabelled/) and those a label budget leaves; "
+        "None = whenever there are any",
+    )
     unlabelled_batch_size: int | None = Field(None, ge=1, description="unlabelled rows per step")
     # models
     student: str | None = Field(
@@ -89,7 +94,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     objective_lr: float | None = Field(
-        None, gt=0.0,
+        None,
+        gt=0.0,
         description="lr of the objective's own parameters (AFT's μ); None = its default; "
         "heads that learn at the student's lr (KD, RKD, FT) keep it",
     )
@@ -110,7 +116,8 @@ class TrainConfig(BaseModel):
     extract_batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
     prefetch: int = Field(
-        2, ge=0,
+        2,
+        ge=0,
         description="with num_workers=0: batches (inputs and bank rows) prepared ahead in a background "
         "thread while the current step runs (0 = prepare each batch in the training thread)",
     )
@@ -168,12 +175,10 @@ class TrainConfig(BaseModel):
     def _consistent(self) -> TrainConfig:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give either steps or epochs, not both")
-        if self.n_unlabelled and not self.use_unlabelled:
+        if self.n_unlabelled and self.use_unlabelled is False:
             raise ValueError("n_unlabelled is set but use_unlabelled is false; set use_unlabelled=true")
         if self.n_unlabelled is not None and self.n_labels is None:
             raise ValueError("n_unlabelled needs n_labels (the label budget that leaves rows unlabelled)")
-        if self.use_unlabelled and self.n_labels is None:
-            raise ValueError("use_unlabelled needs n_labels: without a label budget every row is labelled")
         if len(set(self.teachers)) != len(self.teachers):
             raise ValueError(f"teachers are listed twice: {self.teachers}")
         return self

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
+from fusion_aft.data.records import UNLABELLED
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config
@@ -260,30 +261,46 @@ def _train(
 ) -> TrainResult:
     import fusion_aft.data as datasets
     import fusion_aft.objectives
-    from fusion_aft.data.splits import holdout, kfold, label_budget
+    from fusion_aft.data.splits import concat, holdout, kfold, label_budget, unlabelled_pool
 
     t0 = time.perf_counter()
     if dataset is None:
         dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
     train_split = dataset.split("train")
+    own = dataset.splits.get("unlabelled")  # a dataset's own unlabelled rows: never a class, never test
     if cfg.n_labels is not None:
-        labelled, unlabelled = label_budget(
-            train_split, cfg.n_labels, seed=cfg.seed, n_unlabelled=cfg.n_unlabelled
-        )
+        # n_unlabelled counts every unlabelled row: hidden labels first, then the dataset's own
+        cap = None if cfg.n_unlabelled is None else min(cfg.n_unlabelled, len(train_split) - cfg.n_labels)
+        labelled, hidden = label_budget(train_split, cfg.n_labels, seed=cfg.seed, n_unlabelled=cap)
+        if cap is not None and own is not None:
+            own = _draw(own, cfg.n_unlabelled - cap, cfg.seed)
     else:
-        labelled, unlabelled = train_split, None
-    if not cfg.use_unlabelled:
+        unl_rows = [i for i, y in enumerate(train_split.labels) if y == UNLABELLED]
+        keep = [i for i, y in enumerate(train_split.labels) if y != UNLABELLED]
+        labelled = train_split.subset(keep, "labelled") if unl_rows else train_split
+        hidden = train_split.subset(unl_rows, "unlabelled") if unl_rows else None
+    unlabelled = unlabelled_pool([hidden, own])
+    if unlabelled is None and cfg.use_unlabelled:
+        raise UserInputError(
+            f"use_unlabelled is set but dataset '{cfg.dataset}' has no unlabelled rows; give n_labels "
+            "(the rest of the training rows become unlabelled), add rows with an empty label or an "
+            "unlabelled/ folder, or drop use_unlabelled"
+        )
+    if cfg.use_unlabelled is False:
         unlabelled = None
-    elif not uses_teachers:
+    elif unlabelled is not None and not uses_teachers:
         log.info(
             "method '%s' uses no teachers: the unlabelled rows would add nothing; skipping them", cfg.method
         )
         unlabelled = None
-    if unlabelled is not None and len(unlabelled) == 0:
-        unlabelled = None
+    elif unlabelled is not None:
+        log.info("the regulariser also sees %d unlabelled rows (cross-entropy never does)", len(unlabelled))
     bank = None
     if uses_teachers:
-        bank = ensure_bank(cfg, dataset, train_split, device)
+        # the dataset's own unlabelled rows need teacher features too: one bank over both splits
+        with_own = own is not None and len(own) and unlabelled is not None
+        rows = concat([train_split, own], "train+unlabelled") if with_own else "train"
+        bank = ensure_bank(cfg, dataset, rows, device)
     _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank, student_choice)
     spec = FitSpec(
         cfg=cfg,
@@ -398,14 +415,25 @@ def _write_resolved(
     atomic_write_json(run_dir / CONFIG_FILE, data)
 
 
-def ensure_bank(cfg: TrainConfig, dataset: Any, train_split: Any, device: torch.device) -> Any:
-    """The joint bank of the teachers over the whole training split (extracted if missing)."""
+def _draw(split: Any, n: int, seed: int) -> Any:
+    """``n`` rows of ``split`` (a seeded draw, source order kept); all of them when ``n`` is larger."""
+    import numpy as np
+
+    if n >= len(split):
+        return split
+    rows = np.sort(np.random.default_rng([seed, 2]).choice(len(split), size=n, replace=False))
+    return split.subset(rows.tolist(), split.name)
+
+
+def ensure_bank(cfg: TrainConfig, dataset: Any, rows: Any, device: torch.device) -> Any:
+    """The joint bank of the teachers over ``rows`` (the split name ``"train"``, or the training
+    split joined with the dataset's own unlabelled rows), extracted if missing."""
     import fusion_aft
 
     return fusion_aft.extract(
         list(cfg.teachers),
         dataset,
-        "train",
+        rows,
         cache_dir=cfg.cache_dir,
         batch_size=cfg.extract_batch_size,
         device=str(device),

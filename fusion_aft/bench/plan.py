@@ -212,9 +212,9 @@ def make_plan(suite: Suite) -> Plan:
         if compute_params and steps:
             # each step also feeds as many unlabelled rows through the student as labelled ones
             rows_per_step = task.batch_size * (2 if task.use_unlabelled and task.labels else 1)
-            tp.train_flops = (
-                6.0 * compute_params * (tokens_student or 1) * rows_per_step * steps * tp.n_train_runs
-            )
+            # tuning cells train for tune_steps_fraction of a test cell's steps
+            runs = len(trained) + len(tunes) * task.tune_steps_fraction
+            tp.train_flops = 6.0 * compute_params * (tokens_student or 1) * rows_per_step * steps * runs
         plans.append(tp)
     return Plan(suite.name, plans, sorted(set(missing), key=missing.index), "cuda" if has_gpu else "cpu")
 

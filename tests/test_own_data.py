@@ -64,6 +64,8 @@ def test_path_errors_name_the_flags(tmp_path: Path) -> None:
         load(str(csv_path), colour="red")
     with pytest.raises(UserInputError, match="does not exist"):
         load(str(tmp_path / "absent.csv"))
+    with pytest.raises(UnknownNameError, match="unknown dataset 'revews'.*or give a path: a .csv"):
+        load("revews")
     with pytest.raises(UserInputError, match=r"test_fraction must .* \(set by --dataset-option test_fr"):
         load(str(csv_path), test_fraction=2)
 

@@ -186,7 +186,8 @@ def test_modality_mismatch_and_bad_arguments(tmp_path, glove) -> None:
 
 
 def test_cli_extract_dry_run_then_extract_json(tmp_path, capsys) -> None:
-    args = ["extract", "-d", "rotten_tomatoes", "--dataset-option", "test_size=24", "--split", "test", "-t", "glove-6b-50d"]
+    args = ["extract", "-d", "rotten_tomatoes", "--dataset-option", "test_size=24", "--split", "test",
+            "-t", "glove-6b-50d"]  # fmt: skip
     args += ["--cache-dir", str(tmp_path), "--batch-size", "8", "--json"]
     assert main([*args, "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)

@@ -29,11 +29,18 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     sections = [arg for name in NAMED for arg in ("--section", name)]
     proc = subprocess.run(
         [sys.executable, "-m", "fusion_aft.cli", "bench", "perf", "--out", str(out), "--quick",
-         "--no-progress", *sections],
+         "--no-progress", "--json", *sections],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stdout.json").write_text(proc.stdout, encoding="utf-8")
     return json.loads((out / "perf.json").read_text(encoding="utf-8")), out
+
+
+def test_json_flag_prints_the_report_it_wrote(quick_report: tuple[dict, Path]) -> None:
+    report, out = quick_report
+    printed = json.loads((out / "stdout.json").read_text(encoding="utf-8"))
+    assert printed == json.loads(json.dumps(report)) and printed["sections"]
 
 
 def _positive(x: float) -> bool:

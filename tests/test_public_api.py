@@ -10,7 +10,8 @@ import pytest
 ORDERS = {
     "function first": "import fusion_aft; f = fusion_aft.train; import fusion_aft.training.run as R",
     "package first": "import fusion_aft.training.run as R; import fusion_aft; f = fusion_aft.train",
-    "from-import": "from fusion_aft.training import TrainConfig; import fusion_aft; f = fusion_aft.train; import fusion_aft.training.run as R",
+    "from-import": "from fusion_aft.training import TrainConfig; import fusion_aft; f = fusion_aft.train; "
+    "import fusion_aft.training.run as R",
 }
 
 

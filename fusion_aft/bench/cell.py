@@ -34,11 +34,15 @@ class TaskContext:
     labelled: Any
     unlabelled: Any | None
     test: Any
-    fit: Any
-    holdout: Any
+    folds: list[tuple[Any, Any]]  # (fit, holdout) pairs of the labelled rows that tune β
     device: Any
     banks: dict[str, Any] = field(default_factory=dict)  # split -> JointBank over all teachers
     extraction: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def holdout(self) -> Any:
+        """The first tuning fold's holdout."""
+        return self.folds[0][1]
 
     @property
     def num_classes(self) -> int:
@@ -64,7 +68,7 @@ class TaskContext:
 def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext:
     """Load the data, draw the label budget and the holdout, extract (or reuse) every bank."""
     import fusion_aft
-    from fusion_aft.data.splits import holdout, label_budget
+    from fusion_aft.data.splits import holdout, kfold, label_budget
 
     dataset = fusion_aft.datasets.load(task.dataset, **task.dataset_options)
     train, test = dataset.split("train"), dataset.split("test")
@@ -76,8 +80,11 @@ def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext
         labelled, unlabelled = train, None
     if unlabelled is not None and (len(unlabelled) == 0 or not task.use_unlabelled):
         unlabelled = None
-    fit_part, hold = holdout(labelled, task.holdout, seed=task.data_seed)
-    ctx = TaskContext(task, dataset, labelled, unlabelled, test, fit_part, hold, device)
+    if task.beta_folds == 1:
+        folds = [holdout(labelled, task.holdout, seed=task.data_seed)]
+    else:
+        folds = kfold(labelled, task.beta_folds, seed=task.data_seed)
+    ctx = TaskContext(task, dataset, labelled, unlabelled, test, folds, device)
     for split in ("train", "test"):
         bank = fusion_aft.extract(
             list(task.teachers),
@@ -152,11 +159,21 @@ def _mu_share(objective: Any) -> dict[str, float] | None:
 
 def train_cell(ctx: TaskContext, cell: Cell, folder: Path) -> dict[str, Any]:
     """Train one cell with the engine and score it (holdout for ``tune``, test for ``run``)."""
-    from fusion_aft.training.engine import FitSpec, evaluate, fit
+    import math
 
-    labelled = ctx.fit if cell.kind == "tune" else ctx.labelled
-    scored = ctx.holdout if cell.kind == "tune" else ctx.test
+    import fusion_aft.objectives as objectives
+    from fusion_aft.training.engine import FitSpec, fit, holdout_scores, total_steps_for
+
+    tune = cell.kind == "tune"
+    labelled, scored = ctx.folds[cell.fold or 0] if tune else (ctx.labelled, ctx.test)
     cfg = _train_config(ctx.task, cell, len(labelled))
+    if tune:  # a fraction of the steps a test cell trains for on all labelled rows
+        has_unl = ctx.unlabelled is not None
+        run_cfg = _train_config(ctx.task, cell, len(ctx.labelled))
+        pairs = cell.method != "none" and bool(getattr(objectives.get(cell.method), "needs_pairs", False))
+        full = total_steps_for(run_cfg, len(ctx.labelled), pairs, has_unl)
+        steps = max(1, math.ceil(ctx.task.tune_steps_fraction * full))
+        cfg = cfg.model_copy(update={"steps": steps, "epochs": None})
     bank = ctx.bank(cell.teachers) if cell.teachers and cell.method != "none" else None
     spec = FitSpec(
         cfg=cfg,
@@ -170,11 +187,12 @@ def train_cell(ctx: TaskContext, cell: Cell, folder: Path) -> dict[str, Any]:
         label=cell.key,
     )
     out = fit(spec)
-    accuracy = evaluate(out.student, scored, cfg, ctx.device)
+    scores = holdout_scores(out.student, scored, cfg, ctx.device)
     train = [r for r in out.history if r.get("phase") == "train"]
     result = {
-        "accuracy": accuracy,
-        "scored_on": "holdout" if cell.kind == "tune" else "test",
+        "accuracy": scores["accuracy"],
+        "cross_entropy": scores["cross_entropy"],
+        "scored_on": "holdout" if tune else "test",
         "n_scored": len(scored),
         "n_labelled": len(labelled),
         "n_unlabelled": len(ctx.unlabelled) if ctx.unlabelled is not None else 0,

@@ -311,13 +311,21 @@ def _tuning_section(results: dict[str, Any]) -> list[str]:
     if not tuning:
         return []
     md = [
-        "## β tuning (holdout of the labelled training rows; the test split is never used)",
+        "## β tuning (folds of the labelled training rows; the test split is never used)",
+        "",
+        "Per β: mean holdout cross-entropy ± its standard error over the folds (mean holdout accuracy %). "
+        "The chosen β is the largest whose mean is within one standard error of the lowest.",
         "",
     ]
     rows = []
     for task, methods in sorted(tuning.items()):
         for method, info in methods.items():
-            grid = ", ".join(f"{b:g}: {100 * a:.1f}" for b, a in info["scores"])
-            rows.append([task, method_label(method), grid, f"{info['chosen']:g}"])
-    md += [_md_table(["task", "method", "β: holdout accuracy %", "chosen β"], rows), ""]
+            ce = info.get("cross_entropy") or {}
+            parts = []
+            for b, a in info["scores"]:
+                s = ce.get(f"{b:g}")
+                spread = f"{s['mean']:.3f} ± {s['stderr']:.3f} " if s else ""
+                parts.append(f"{b:g}: {spread}({100 * a:.1f})")
+            rows.append([task, method_label(method), ", ".join(parts), f"{info['chosen']:g}"])
+    md += [_md_table(["task", "method", "β: holdout CE ± SE (accuracy %)", "chosen β"], rows), ""]
     return md

@@ -1,12 +1,12 @@
-"""Run a suite: banks first, then β tuning on a holdout, then every test cell; resumable.
+"""Run a suite: banks first, then β tuning by k-fold cross-validation, then every test cell; resumable.
 
 Per task: the dataset is loaded, the label budget drawn (``data_seed``, the same rows for every
 method and seed), each teacher's bank extracted once for the train and test splits (cached by
 fingerprint, so reruns and later suites reuse them), then
 
-1. ``tune`` cells: each tuned method × β trains on the labelled rows minus a holdout and is
-   scored on that holdout (never the test split); the best holdout accuracy picks β (ties: the
-   smaller β);
+1. ``tune`` cells: each tuned method × β × fold trains on the labelled rows minus that fold for
+   part of the steps and is scored on the fold (never the test split); β is chosen by the
+   one-standard-error rule on the mean holdout cross-entropy, as ``--beta auto`` does;
 2. ``run`` cells: every (method, teacher subset, seed) trains on all labelled rows (plus the
    unlabelled rows for the regulariser when the suite says so; the same rows for every method)
    and is scored on the test split; the linear probe fits on the labelled rows' bank features.
@@ -46,15 +46,29 @@ log = logging.getLogger(__name__)
 
 
 def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per method: the β with the best holdout accuracy (ties: the smaller β)."""
-    by_method: dict[str, list[tuple[float, float]]] = {}
+    """Per method: β by the one-standard-error rule on the folds' holdout cross-entropy
+    (:mod:`fusion_aft.training.selection`, the trainer's own rule), with the per-β spread."""
+    from fusion_aft.training.selection import choose_beta, summarise
+
+    losses: dict[str, dict[float, list[float]]] = {}
+    accs: dict[str, dict[float, list[float]]] = {}
     for r in records:
-        by_method.setdefault(r["method"], []).append((float(r["beta"]), float(r["accuracy"])))
+        beta = float(r["beta"])
+        losses.setdefault(r["method"], {}).setdefault(beta, []).append(float(r["cross_entropy"]))
+        accs.setdefault(r["method"], {}).setdefault(beta, []).append(float(r["accuracy"]))
     out = {}
-    for method, scores in by_method.items():
-        scores.sort()
-        best = max(scores, key=lambda s: (s[1], -s[0]))
-        out[method] = {"scores": scores, "chosen": best[0]}
+    for method, per_beta in losses.items():
+        choice = choose_beta(per_beta, "one_se")
+        out[method] = {
+            "scores": [(b, summarise(accs[method][b])["mean"]) for b in sorted(per_beta)],
+            "cross_entropy": {
+                f"{b:g}": {k: choice["stats"][b][k] for k in ("mean", "std", "stderr", "n")}
+                for b in sorted(per_beta)
+            },
+            "rule": "one_se",
+            "min_beta": choice["min_beta"],
+            "chosen": choice["beta"],
+        }
     return out
 
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from fusion_aft.data.locate import resolve_source
 from fusion_aft.data.records import UNLABELLED, Dataset, Record, Split
 from fusion_aft.data.registry import SourceInfo, register_dataset, registry
-from fusion_aft.errors import UserInputError
+from fusion_aft.errors import UnknownNameError, UserInputError
 
 __all__ = [
     "UNLABELLED",
@@ -68,7 +69,11 @@ def get(name: str) -> Callable[..., Dataset]:
     """The factory registered as ``name``, or the source reading the path ``name`` (a ``.csv``, a
     ``.jsonl``, a folder of class sub-folders); UnknownNameError lists close matches."""
     _ensure_builtins()
-    return registry.get(resolve_source(name, {}, name in registry)[0])
+    try:
+        return registry.get(resolve_source(name, {}, name in registry)[0])
+    except UnknownNameError as exc:
+        hint = "or give a path: a .csv, a .jsonl or a folder of class sub-folders"
+        raise UnknownNameError(f"{exc}; {hint}") from None
 
 
 def info(name: str) -> SourceInfo:
@@ -93,11 +98,26 @@ def load(name: str, **options: Any) -> Dataset:
         if "unexpected keyword argument" in str(exc):
             raise UserInputError(f"dataset '{name}': {_bad_option(factory, exc)}") from None
         raise
+    except UserInputError as exc:
+        raise _naming_the_flag(exc, options) from None
     if not isinstance(dataset, Dataset):
         raise UserInputError(f"dataset source '{name}' returned {type(dataset).__name__}, not a Dataset")
     dataset.meta.setdefault("source", name)
     dataset.meta.setdefault("options", dict(options))
     return check_dataset(dataset)
+
+
+def _naming_the_flag(exc: UserInputError, options: dict[str, Any]) -> UserInputError:
+    """``exc``, naming the ``--dataset-option`` that set the value it complains about."""
+    message = str(exc)
+    named = [k for k in options if k != "path" and re.search(rf"\b{re.escape(k)}\b", message)]
+    if not named or "--dataset-option" in message:
+        return exc
+    hint = ", ".join(f"--dataset-option {k}=..." for k in named)
+    try:
+        return type(exc)(f"{message} (set by {hint})")
+    except TypeError:
+        return UserInputError(f"{message} (set by {hint})")
 
 
 def _bad_option(factory: Callable[..., Dataset], exc: TypeError) -> str:

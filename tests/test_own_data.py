@@ -64,6 +64,8 @@ def test_path_errors_name_the_flags(tmp_path: Path) -> None:
         load(str(csv_path), colour="red")
     with pytest.raises(UserInputError, match="does not exist"):
         load(str(tmp_path / "absent.csv"))
+    with pytest.raises(UnknownNameError, match="unknown dataset 'revews'.*or give a path: a .csv"):
+        load("revews")
     with pytest.raises(UserInputError, match=r"test_fraction must .* \(set by --dataset-option test_fr"):
         load(str(csv_path), test_fraction=2)
 
@@ -141,3 +143,21 @@ def test_default_student_table_by_modality_and_unknown_students_list_all() -> No
     message = str(info.value)
     assert "registered students:" in message
     assert all(name in message for name in students.list())
+
+
+def test_a_bench_task_takes_a_path_and_dataset_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _csv(tmp_path / "reviews.csv", _rows())
+    suite = tmp_path / "mine.toml"
+    suite.write_text(
+        'name = "mine"\n[[tasks]]\nname = "reviews"\ndataset = "reviews.csv"\nstudent = "text_bow"\n'
+        'teachers = ["glove-6b-50d"]\ndataset_options = { test_fraction = 0.5 }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(suite), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["cells"] > 0 and not [m for m in plan["missing"] if "reviews.csv" in json.dumps(m)]
+    suite.write_text(suite.read_text().replace("reviews.csv", "absent.csv"))
+    assert main(["bench", str(suite), "--dry-run", "--json"]) == 0
+    assert "absent.csv' does not exist" in capsys.readouterr().out

@@ -10,7 +10,8 @@ import pytest
 ORDERS = {
     "function first": "import fusion_aft; f = fusion_aft.train; import fusion_aft.training.run as R",
     "package first": "import fusion_aft.training.run as R; import fusion_aft; f = fusion_aft.train",
-    "from-import": "from fusion_aft.training import TrainConfig; import fusion_aft; f = fusion_aft.train; import fusion_aft.training.run as R",
+    "from-import": "from fusion_aft.training import TrainConfig; import fusion_aft; f = fusion_aft.train; "
+    "import fusion_aft.training.run as R",
 }
 
 
@@ -80,3 +81,26 @@ def test_register_teacher_kind_is_exported_and_documented() -> None:
     assert "register_teacher_kind" in fusion_aft.__all__
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "@fusion_aft.register_teacher_kind" in readme
+
+
+def test_every_public_name_the_readme_writes_resolves() -> None:
+    """``fusion_aft.a.b`` in README.md is an attribute chain from the package (or an importable module)."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    import fusion_aft
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = set(re.findall(r"fusion_aft(?:\.[A-Za-z_]\w*)+", readme))
+    assert {"fusion_aft.teachers.list", "fusion_aft.train", "fusion_aft.register_teacher_kind"} <= names
+    for name in sorted(names):
+        try:
+            importlib.import_module(name)
+            continue
+        except ImportError:
+            pass
+        value = fusion_aft
+        for part in name.split(".")[1:]:
+            value = getattr(value, part)
+        assert value is not None, name

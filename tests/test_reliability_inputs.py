@@ -718,29 +718,6 @@ def test_corrupted_bank_rows_are_refused_when_read(bank, glove, reviews, capsys)
         again.rows(ids[18:22])
 
 
-def test_second_writer_of_a_bank_gets_a_clear_error(tmp_path, glove, reviews) -> None:
-    from filelock import FileLock
-
-    from fusion_aft.bank.store import bank_folder
-    from fusion_aft.data.fingerprint import dataset_fingerprint
-
-    split = reviews.split("train")
-    folder = bank_folder(
-        tmp_path,
-        "rotten_tomatoes",
-        "train",
-        dataset_fingerprint(split),
-        "glove-6b-50d",
-        glove.spec.fingerprint(),
-        "fp16",
-    )
-    folder.mkdir(parents=True)
-    with FileLock(str(folder / ".lock")):
-        with pytest.raises(UserInputError, match=r"being written by another process.*wait for it"):
-            fusion_aft.extract([glove], reviews, "train", cache_dir=tmp_path, progress=False, lock_timeout=0)
-    assert not (folder / "manifest.json").exists()
-
-
 def test_resume_with_another_config_is_refused(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     base = [*TRAIN, "--method", "none", "--batch-size", "8", "--out", str(out)]

@@ -80,7 +80,9 @@ def register(app: typer.Typer) -> None:
             None, "--schedule",
             help=f"learning-rate schedule: cosine or constant; default {_DEFAULTS['schedule']}",
         ),
-        objective_lr: float = typer.Option(None, "--objective-lr", help="lr of the objective's parameters"),
+        objective_lr: float = typer.Option(
+            None, "--objective-lr", help="lr of AFT's μ (default 1e-2); heads keep --lr"
+        ),
         student_option: list[str] = typer.Option(None, "--student-option", help="student option KEY=VALUE"),
         method_option: list[str] = typer.Option(None, "--method-option", help="objective option KEY=VALUE"),
         dataset_option: list[str] = typer.Option(None, "--dataset-option", help=DATASET_OPTION_HELP),
@@ -103,7 +105,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     ) -> None:
-        """Train a student (CE + β·R), tune β on a holdout if asked, and evaluate on the test split.
+        """Train a student (CE + β·R), tune β on the labelled rows if asked, and evaluate on the test split.
 
         Example: fusion-aft train --dataset rotten_tomatoes --student text_bow
         --teachers all-minilm-l6-v2,paraphrase-minilm-l3-v2 --method aft --beta auto

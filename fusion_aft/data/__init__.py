@@ -30,7 +30,7 @@ from typing import Any
 from fusion_aft.data.locate import resolve_source
 from fusion_aft.data.records import UNLABELLED, Dataset, Record, Split
 from fusion_aft.data.registry import SourceInfo, register_dataset, registry
-from fusion_aft.errors import UserInputError
+from fusion_aft.errors import UnknownNameError, UserInputError
 
 __all__ = [
     "UNLABELLED",
@@ -69,7 +69,11 @@ def get(name: str) -> Callable[..., Dataset]:
     """The factory registered as ``name``, or the source reading the path ``name`` (a ``.csv``, a
     ``.jsonl``, a folder of class sub-folders); UnknownNameError lists close matches."""
     _ensure_builtins()
-    return registry.get(resolve_source(name, {}, name in registry)[0])
+    try:
+        return registry.get(resolve_source(name, {}, name in registry)[0])
+    except UnknownNameError as exc:
+        hint = "or give a path: a .csv, a .jsonl or a folder of class sub-folders"
+        raise UnknownNameError(f"{exc}; {hint}") from None
 
 
 def info(name: str) -> SourceInfo:

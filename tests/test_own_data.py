@@ -101,6 +101,8 @@ def test_cli_takes_a_path_and_dataset_option_everywhere(
     path = _csv(tmp_path / "r.csv", _rows())
     assert main(["datasets", "show", str(path), "--dataset-option", "test_fraction=0.5", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
+    assert main(["datasets", "list", "--no-counts"]) == 0
+    assert "--dataset PATH (a .csv, a .jsonl or a folder of class sub-folders)" in capsys.readouterr().out
     assert info["splits"] == {"train": 12, "test": 12} and info["example"]["id"].startswith("k")
     assert main([
         "extract", "--dataset", str(path), "--teachers", "glove-6b-50d", "--dry-run", "--json",

@@ -260,15 +260,11 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
 
 
 def parse_teacher_ref(ref: str) -> tuple[str, dict[str, str]]:
-    """Split ``name?key=value&key=value`` into the card name and its options (strings)."""
-    name, _, query = ref.partition("?")
-    options: dict[str, str] = {}
-    for part in filter(None, query.split("&")):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise UserInputError(f"teacher reference '{ref}': option '{part}' must look like key=value")
-        options[key] = value
-    return name, options
+    """Split ``name?key=value&key=value`` into the card name and its options (strings): the one
+    reader of teacher references, :func:`fusion_aft.teachers.card.parse_ref`."""
+    from fusion_aft.teachers.card import parse_ref
+
+    return parse_ref(ref)
 
 
 # -- loading ------------------------------------------------------------------------------------

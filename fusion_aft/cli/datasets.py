@@ -35,6 +35,12 @@ def list_datasets(
             "yes" if r["available"] else "no",
         )
     console.print(table)
+    console.print(
+        "your own files: --dataset PATH (a .csv, a .jsonl or a folder of class sub-folders), "
+        "options with --dataset-option KEY=VALUE",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def show(

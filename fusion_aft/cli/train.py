@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
         n_labels: int = typer.Option(None, "--n-labels", help="labelled training rows to keep"),
         n_unlabelled: int = typer.Option(None, "--n-unlabelled", help="unlabelled rows (default: the rest)"),
         use_unlabelled: bool = typer.Option(
-            None, "--use-unlabelled/--labelled-only", help="apply the objective to unlabelled rows too"
+            None,
+            "--use-unlabelled/--labelled-only",
+            help="apply the objective to unlabelled rows too (default: whenever the data has any)",
         ),
         batch_size: int = typer.Option(
             None, "--batch-size", help=f"batch size; default {_DEFAULTS['batch_size']}"

@@ -5,14 +5,16 @@ registry, a memory-mapped feature bank, every baseline objective, and a trainer.
 
 Public API (imported lazily so ``import fusion_aft`` stays fast)::
 
-    fusion_aft.teachers.list() / .get(name) / .load(name, device=...)
-    fusion_aft.datasets.list() / .load(name)
-    fusion_aft.objectives.list() / .create(name, student_dim, teacher_dims, **options)
+    fusion_aft.teachers.list(pattern) / .get(name) / .load(name, device=...)
+    fusion_aft.datasets.list(pattern) / .load(name or path)
+    fusion_aft.objectives.list(pattern) / .create(name, student_dim, teacher_dims, **options)
+    fusion_aft.students.list(pattern) / .create(name, num_classes=...)
     fusion_aft.extract(teachers, dataset, split, cache_dir=...)  -> JointBank
     fusion_aft.train(...)                                        -> TrainResult
     fusion_aft.load_student(folder)
-    fusion_aft.rank_teachers(dataset, teachers, ...)                -> TeacherRanking
-    @fusion_aft.register_teacher
+    fusion_aft.rank_teachers(dataset, teachers, ...)             -> TeacherRanking
+    @fusion_aft.register_teacher(name, inputs=..., width=...)   one Python teacher
+    @fusion_aft.register_teacher_kind(kind)                      an adapter kind used by cards
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "objectives": "fusion_aft.objectives",
     "teachers": "fusion_aft.teachers",
-    "datasets": "fusion_aft.data",
+    "datasets": "fusion_aft.datasets",
     "students": "fusion_aft.students",
     "register_teacher": "fusion_aft.teachers:register_teacher",
+    "register_teacher_kind": "fusion_aft.teachers:register_kind",
     "register_dataset": "fusion_aft.data:register_dataset",
     "register_student": "fusion_aft.students:register_student",
     "register_objective": "fusion_aft.objectives:register_objective",

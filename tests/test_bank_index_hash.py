@@ -9,7 +9,7 @@ import fusion_aft.bank.index as index_module
 from fusion_aft.bank import CorruptBankError, JointBank, TeacherBank, UnknownIdsError
 from fusion_aft.bank.index import HashTable, IdIndex, hash_ids
 from fusion_aft.bank.joint import _float32
-from fusion_aft.bench.perf import write_synthetic_bank
+from fusion_aft.bank.synthetic import write_synthetic_bank
 from fusion_aft.errors import UserInputError
 
 

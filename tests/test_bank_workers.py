@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import pytest
 import torch
 
-from fusion_aft.bank.extract import measured_workers
+from fusion_aft.bank import pipeline
+from fusion_aft.bank.pipeline import measured_workers
 from fusion_aft.data.records import Split
 from fusion_aft.teachers.base import Teacher
-
-# the package exports the function ``extract``, which hides the module of the same name
-extract = importlib.import_module("fusion_aft.bank.extract")
 
 
 class _TimedTeacher(Teacher):
@@ -37,11 +34,11 @@ def _split(n: int = 32) -> Split:
 @pytest.fixture
 def busy_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch's threads occupy every core."""
-    monkeypatch.setattr(extract, "usable_cores", lambda: torch.get_num_threads())
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: torch.get_num_threads())
 
 
 def test_costly_inputs_get_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extract, "usable_cores", lambda: torch.get_num_threads() + 2)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: torch.get_num_threads() + 2)
     assert measured_workers(_split(), _TimedTeacher(0.01, 0.01), 0, 16, cores_workers=4) == 2
 
 
@@ -49,7 +46,7 @@ def test_cheap_inputs_run_in_the_main_process_even_with_idle_cores(monkeypatch: 
     """Receiving batches from a worker and the parent's copy-on-write faults cost more than a
     prepare that is a few percent of the forward (Lite0 at 64 px: 0.93 with a worker, 0.98
     without)."""
-    monkeypatch.setattr(extract, "usable_cores", lambda: torch.get_num_threads() + 2)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: torch.get_num_threads() + 2)
     assert measured_workers(_split(), _TimedTeacher(0.0, 0.5), 0, 16, cores_workers=4) == 0
 
 

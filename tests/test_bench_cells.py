@@ -42,16 +42,16 @@ def test_teacher_subsets_singles_leave_one_out_then_full():
     assert teacher_subsets(["a"]) == [("a",)]
 
 
-def test_tune_cells_one_per_beta_on_the_tuning_seed():
+def test_tune_cells_one_per_beta_and_fold_on_the_tuning_seed():
     task = _task()
     cells = tune_cells(task)
-    assert [(c.method, c.beta) for c in cells] == [
-        ("kd", 1.0),
-        ("kd", 10.0),
-        ("aft", 0.5),
-        ("aft", 5.0),
-        ("aft", 50.0),
+    # one cell per (β, fold) of the 3 default folds
+    assert [(c.method, c.beta, c.fold) for c in cells] == [
+        (m, b, f)
+        for m, b in [("kd", 1.0), ("kd", 10.0), ("aft", 0.5), ("aft", 5.0), ("aft", 50.0)]
+        for f in range(3)
     ]
+    assert len({c.key for c in cells}) == 15 and cells[1].key.endswith("-b1-f1-s0")
     assert {c.seed for c in cells} == {0} and {c.teachers for c in cells} == {("a", "b", "c")}
     assert beta_grid(task, "none") is None
 
@@ -76,7 +76,7 @@ def test_no_ablation_keeps_full_set_only_and_fixed_beta():
     cells = run_cells(task)
     assert {c.teachers for c in cells if c.method in ("aft", "probe")} == {("a", "b", "c")}
     assert {c.beta for c in cells if c.method == "aft"} == {2.0}
-    assert [c.method for c in tune_cells(task)] == ["kd", "kd"]
+    assert [c.method for c in tune_cells(task)] == ["kd"] * 6
 
 
 def test_digest_changes_with_settings_but_key_does_not():

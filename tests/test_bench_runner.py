@@ -46,13 +46,32 @@ def first_run(tmp_path_factory):
 
 def test_first_run_writes_every_cell_and_the_report(first_run):
     out, results = first_run
-    # 2 tuning cells (aft × 2 β) + STL 2 seeds + AFT 3 subsets × 2 seeds + probe 3 subsets
-    assert results["cells_run"] == 2 + 2 + 6 + 3 and results["cells_reused"] == 0
-    assert len(list((out / "cells").glob("*.json"))) == 13
+    # 6 tuning cells (aft × 2 β × 3 folds) + STL 2 seeds + AFT 3 subsets × 2 seeds + probe 3 subsets
+    assert results["cells_run"] == 6 + 2 + 6 + 3 and results["cells_reused"] == 0
+    assert len(list((out / "cells").glob("*.json"))) == 17
     for name in ("results.json", "results.csv", "report.md", "normalised_error.png", "ablation.png"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
-    assert saved["tuning"]["rt"]["aft"]["chosen"] in (1.0, 10.0)
+<<<<<<< HEAD
+    tuned = {c["beta"]: c["accuracy"] for c in saved["cells"] if c["kind"] == "tune" and c["method"] == "aft"}
+    assert set(tuned) == {1.0, 10.0}
+    best = max(tuned.values())  # the best holdout accuracy picks β, ties go to the smaller β
+    assert saved["tuning"]["rt"]["aft"]["chosen"] == min(b for b, acc in tuned.items() if acc == best)
+=======
+    tuned = saved["tuning"]["rt"]["aft"]
+    assert tuned["rule"] == "one_se" and set(tuned["cross_entropy"]) == {"1", "10"}
+    # the one-SE choice, from the tuning cells' own cross-entropies
+    ce = {
+        b: [c["cross_entropy"] for c in saved["cells"] if c["kind"] == "tune" and c["beta"] == b]
+        for b in (1.0, 10.0)
+    }
+    assert all(len(v) == 3 for v in ce.values())
+    mean = {b: sum(v) / 3 for b, v in ce.items()}
+    low = min(mean, key=lambda b: (mean[b], b))
+    se = (sum((x - mean[low]) ** 2 for x in ce[low]) / 2) ** 0.5 / 3**0.5
+    assert tuned["chosen"] == max(b for b in mean if mean[b] <= mean[low] + se)
+    assert tuned["cross_entropy"][f"{low:g}"]["stderr"] == pytest.approx(se)
+>>>>>>> main
     runs = [c for c in saved["cells"] if c["kind"] == "run"]
     aft = [c for c in runs if c["method"] == "aft"]
     assert {c["beta"] for c in aft} == {saved["tuning"]["rt"]["aft"]["chosen"]}
@@ -64,18 +83,20 @@ def test_first_run_writes_every_cell_and_the_report(first_run):
         if c["method"] != "probe"
     )
     tune = [c for c in saved["cells"] if c["kind"] == "tune"]
-    assert all(c["scored_on"] == "holdout" and c["n_scored"] == 15 and c["n_labelled"] == 45 for c in tune)
+    # 3 folds of the 60 labelled rows; half of the test cells' 3 steps, rounded up
+    assert all(c["scored_on"] == "holdout" and c["n_scored"] == 20 and c["n_labelled"] == 40 for c in tune)
+    assert all(c["steps"] == 2 for c in tune) and {c["fold"] for c in tune} == {0, 1, 2}
     report = (out / "report.md").read_text()
     assert "## Summary" in report and "| AFT |" in report and "Teacher ablation" in report
     csv_rows = (out / "results.csv").read_text().strip().splitlines()
-    assert len(csv_rows) == 1 + 13
+    assert len(csv_rows) == 1 + 17
 
 
 def test_rerun_skips_finished_cells_and_reruns_only_missing_ones(first_run):
     out, first = first_run
     shutil.rmtree(out / "runs")  # training writes run folders; a skipped cell must not
     again = run_suite(parse_suite(MICRO), out, progress=False)
-    assert again["cells_run"] == 0 and again["cells_reused"] == 13
+    assert again["cells_run"] == 0 and again["cells_reused"] == 17
     assert not (out / "runs").exists()
     acc = {c["key"]: c["accuracy"] for c in first["cells"]}
     assert {c["key"]: c["accuracy"] for c in again["cells"]} == acc
@@ -83,7 +104,7 @@ def test_rerun_skips_finished_cells_and_reruns_only_missing_ones(first_run):
     victim = next((out / "cells").glob("run-rt-aft-glove-6b-50d-s1.json"))
     victim.unlink()
     third = run_suite(parse_suite(MICRO), out, progress=False)
-    assert third["cells_run"] == 1 and third["cells_reused"] == 12
+    assert third["cells_run"] == 1 and third["cells_reused"] == 16
     assert victim.is_file() and (out / "runs" / victim.stem).is_dir()
     # training is deterministic on CPU: the rerun cell reproduces its accuracy
     assert {c["key"]: c["accuracy"] for c in third["cells"]} == acc
@@ -132,14 +153,14 @@ def test_linear_probe_on_a_real_bank_matches_sklearn_and_slices_by_teacher(first
 def test_parallel_jobs_give_the_same_cells_as_one_process(first_run, tmp_path):
     out, first = first_run
     par = run_suite(parse_suite(MICRO), tmp_path / "par", progress=False, jobs=2)
-    assert par["cells_run"] == 13 and par["jobs"] == 2
+    assert par["cells_run"] == 17 and par["jobs"] == 2
     # every cell is seeded from its own settings: which worker ran it does not matter
     accuracy = {c["key"]: c["accuracy"] for c in first["cells"]}
     assert {c["key"]: c["accuracy"] for c in par["cells"]} == accuracy
     assert par["tuning"] == first["tuning"]
     assert "2 cells at a time" in (tmp_path / "par" / "report.md").read_text()
     again = run_suite(parse_suite(MICRO), tmp_path / "par", progress=False, jobs=2)
-    assert again["cells_run"] == 0 and again["cells_reused"] == 13
+    assert again["cells_run"] == 0 and again["cells_reused"] == 17
 
 
 def test_jobs_must_be_a_positive_whole_number(tmp_path):

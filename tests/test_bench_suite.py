@@ -83,6 +83,13 @@ def test_teacher_refs_parse_options():
     assert parse_teacher_ref("glove-6b-50d") == ("glove-6b-50d", {})
     with pytest.raises(UserInputError, match="key=value"):
         parse_teacher_ref("x?image_size")
+    # one reader of references: the suite reads them as teachers.get does
+    from fusion_aft.teachers.card import parse_ref
+
+    for ref in ("efficientnet-lite0?image_size=64&mean=0.5%2C0.5%2C0.5", "a?prompt=a%20photo"):
+        assert parse_teacher_ref(ref) == parse_ref(ref)
+    with pytest.raises(UserInputError, match="given twice"):
+        parse_teacher_ref("x?image_size=64&image_size=96")
 
 
 def test_shipped_suites_validate():

@@ -20,10 +20,17 @@ def test_version() -> None:
     assert out.stdout.strip() == f"fusion-aft {fusion_aft.__version__}"
 
 
+COMMANDS = (
+    "extract", "train", "report", "export", "predict", "bench", "demo", "teachers", "datasets", "bank",
+)  # fmt: skip
+
+
 def test_help_lists_commands() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
-    assert "Usage" in out.stdout
+    listed = {line.strip("│ ").split(" ")[0] for line in out.stdout.splitlines() if line.startswith("│ ")}
+    missing = [c for c in COMMANDS if c not in listed]
+    assert not missing, f"--help does not list {missing}:\n{out.stdout}"
 
 
 def test_unknown_command_is_a_usage_error() -> None:
@@ -32,7 +39,20 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 def test_public_api_is_lazy_and_complete() -> None:
-    assert "objectives" in dir(fusion_aft)
+    """``import fusion_aft`` loads neither torch nor a subpackage; every public name then resolves."""
+    code = (
+        "import sys, fusion_aft\n"
+        "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('fusion_aft.bank', "
+        "'fusion_aft.training', 'fusion_aft.teachers', 'fusion_aft.objectives')))\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in fusion_aft.__all__ if getattr(fusion_aft, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert set(fusion_aft.__all__) <= set(dir(fusion_aft))\n"
+        "print(len(fusion_aft.__all__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(fusion_aft.__all__) >= 15
     try:
         fusion_aft.no_such_name  # noqa: B018
     except AttributeError as exc:

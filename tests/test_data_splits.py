@@ -52,10 +52,11 @@ def test_split_helpers_reject_impossible_requests(train) -> None:
         holdout(train, 1.5)
 
 
-def test_dataset_derives_holdout_splits() -> None:
+def test_dataset_has_no_holdout_split_the_trainer_owns_it() -> None:
     ds = load("rotten_tomatoes", train_size=200)
-    hold, rest = ds.split("holdout"), ds.split("train_minus_holdout")
-    assert len(hold) == 20 and len(rest) == 180
-    assert hold.ids == holdout(ds.split("train"))[1].ids
+    for name in ("holdout", "train_minus_holdout"):
+        with pytest.raises(UserInputError, match="holdout_fraction") as err:
+            ds.split(name)
+        assert "\n" not in str(err.value)
     with pytest.raises(UserInputError, match="no split 'valid'"):
         ds.split("valid")

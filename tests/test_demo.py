@@ -53,7 +53,8 @@ def test_demo_replaces_its_own_earlier_run_but_refuses_another_folder(demo_dir: 
 
 def test_demo_command_prints_the_scores_and_where_results_live(demo_dir: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "fusion_aft.cli", "demo", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "fusion_aft.cli", "demo", "--help"],
+        capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0
     assert "--out" in out.stdout

@@ -50,8 +50,8 @@ def torchrun(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 
 def _cli_args(cache: Path, teacher: str, rows: int, *extra: str) -> list[str]:
-    return ["-m", "fusion_aft.cli", "extract", "-d", "rotten_tomatoes", "-t", teacher, "-o",
-            f"train_size={rows}", "--cache-dir", str(cache), "-b", "16", "--chunk-rows", "32",
+    return ["-m", "fusion_aft.cli", "extract", "-d", "rotten_tomatoes", "-t", teacher, "--dataset-option",
+            f"train_size={rows}", "--cache-dir", str(cache), "--batch-size", "16", "--chunk-rows", "32",
             "--no-progress", *extra]
 
 
@@ -67,13 +67,14 @@ def _folder(cache: Path) -> Path:
 
 
 def assert_same_bank(got: Path, want: Path) -> None:
-    """Data, ids and digests byte for byte; manifests equal except their times."""
+    """Data, ids and digests byte for byte; manifests equal except their times (stamps, seconds)."""
     for name in ("features.npy", "ids.npy", "digests.npy"):
         assert (got / name).read_bytes() == (want / name).read_bytes(), name
     a, b = (json.loads((f / "manifest.json").read_text()) for f in (got, want))
     for m in (a, b):
         m.pop("created")
         m.pop("updated")
+        m.pop("extract_seconds")
     assert a == b
     assert a["complete"] and len(a["chunks"]) == 10  # 300 rows in chunks of 32
     assert not (got / ".parts").exists()

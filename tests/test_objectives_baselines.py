@@ -18,11 +18,13 @@ def np_centre(x):
     return x - x.mean(axis=0, keepdims=True)
 
 
-def np_dk(a, b):
+def np_dk(a, b, kernel="linear"):
     def k(x):
         x = np_centre(x)
         x = x / (np.sqrt((x**2).sum(1, keepdims=True)) + 1e-8)
-        return x @ x.T
+        if kernel == "linear":
+            return x @ x.T
+        return np.exp(-((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
     return float(np.sqrt(((k(a) - k(b)) ** 2).mean() + 1e-8))
 
 
@@ -262,8 +264,11 @@ def test_kkd_maps_the_student_and_leaves_the_teacher_unweighted(data):
     loss, _ = obj(torch.tensor(phi), torch.tensor(psi))
     assert float(loss) == pytest.approx(np_dk(phi @ w.T, psi), rel=1e-12)
     assert obj.param_groups(student_lr=1e-4)[0]["lr"] == 1e-4
-    rbf, _ = create("kkd", 4, {"a": 5}, kernel="rbf")(torch.randn(6, 4), torch.randn(6, 5))
-    assert torch.isfinite(rbf)
+    rbf_obj = create("kkd", 4, {"a": 5}, kernel="rbf").double()
+    w = rbf_obj.proj.weight.detach().numpy()
+    rbf, _ = rbf_obj(torch.tensor(phi), torch.tensor(psi))
+    assert float(rbf) == pytest.approx(np_dk(phi @ w.T, psi, kernel="rbf"), rel=1e-12)
+    assert float(rbf) != pytest.approx(np_dk(phi @ w.T, psi), rel=1e-3)  # the kernel option is used
 
 
 def test_none_is_zero_without_teachers():

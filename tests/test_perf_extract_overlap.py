@@ -28,6 +28,7 @@ from fusion_aft.errors import UserInputError
 from fusion_aft.machine import usable_cores
 
 extract_module = importlib.import_module("fusion_aft.bank.extract")  # the package rebinds `extract`
+writer_module = importlib.import_module("fusion_aft.bank.writer")
 
 ROWS, BATCH, CHUNK = 200, 8, 32
 PREFETCH_THREAD = "fusion-aft-prefetch"
@@ -53,7 +54,7 @@ def _extract(teacher: Any, reviews: Any, cache: Path) -> Any:
 def _bank_bytes(folder: Path) -> dict[str, bytes]:
     out = {name: (folder / name).read_bytes() for name in ("features.npy", "ids.npy", "digests.npy")}
     manifest = read_manifest(folder).model_dump()
-    for key in ("created", "updated"):
+    for key in ("created", "updated", "extract_seconds"):
         manifest.pop(key)
     out["manifest"] = repr(manifest).encode()
     return out
@@ -67,7 +68,7 @@ def reference(glove, reviews, tmp_path_factory) -> dict[str, bytes]:
 def _slow_chunks(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
     """Make each chunk's checksum slow, so the forward runs chunks ahead of the writer; returns the
     names of the threads that computed checksums."""
-    real = extract_module._chunk
+    real = writer_module.chunk_info
     threads: list[str] = []
 
     def slow(start: int, stop: int, block: np.ndarray) -> Any:
@@ -75,7 +76,7 @@ def _slow_chunks(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
         time.sleep(seconds)
         return real(start, stop, block)
 
-    monkeypatch.setattr(extract_module, "_chunk", slow)
+    monkeypatch.setattr(writer_module, "chunk_info", slow)
     return threads
 
 
@@ -149,7 +150,7 @@ def test_a_failing_forward_keeps_the_chunks_queued_before_it(
 
 
 def test_a_writer_error_reaches_the_caller_and_keeps_earlier_chunks(glove, reviews, tmp_path, monkeypatch):
-    real = extract_module.write_manifest
+    real = writer_module.write_manifest
     calls = [0]
 
     def write(folder: Path, manifest: Any) -> None:
@@ -158,7 +159,7 @@ def test_a_writer_error_reaches_the_caller_and_keeps_earlier_chunks(glove, revie
             raise PermissionError(13, "Permission denied", str(folder / "manifest.json"))
         real(folder, manifest)
 
-    monkeypatch.setattr(extract_module, "write_manifest", write)
+    monkeypatch.setattr(writer_module, "write_manifest", write)
     with pytest.raises(
         UserInputError, match=r"cannot write the feature bank .*finished rows 0\.\.63 are kept"
     ):
@@ -182,7 +183,7 @@ def _record_threads(monkeypatch: pytest.MonkeyPatch, teacher: Any) -> list[str]:
 
 
 def _spare(monkeypatch: pytest.MonkeyPatch, value: bool) -> None:
-    monkeypatch.setattr(extract_module, "_spare_core", lambda: value)
+    monkeypatch.setattr(extract_module, "spare_core", lambda: value)
 
 
 def test_batches_prepared_ahead_give_the_same_bank_as_inline(
@@ -233,9 +234,9 @@ def test_a_thread_prepares_ahead_only_on_a_core_torch_leaves_idle():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(usable_cores())
-        assert extract_module._spare_core() is False
+        assert extract_module.spare_core() is False
         if usable_cores() >= 2:
             torch.set_num_threads(usable_cores() - 1)
-            assert extract_module._spare_core() is True
+            assert extract_module.spare_core() is True
     finally:
         torch.set_num_threads(before)

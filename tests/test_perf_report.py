@@ -15,19 +15,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion_aft.bench.perf import SECTIONS, write_synthetic_bank
+from fusion_aft.bank.synthetic import write_synthetic_bank
+from fusion_aft.bench.perf import SECTIONS
+
+#: every section, named in an order of its own: the one harness run also shows that ``--section``
+#: repeats and that sections run in the order named
+NAMED = ("scaling", "regulariser", "overhead", "memory", "extraction")
 
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("perf")
+    sections = [arg for name in NAMED for arg in ("--section", name)]
     proc = subprocess.run(
         [sys.executable, "-m", "fusion_aft.cli", "bench", "perf", "--out", str(out), "--quick",
-         "--no-progress"],
+         "--no-progress", "--json", *sections],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stdout.json").write_text(proc.stdout, encoding="utf-8")
     return json.loads((out / "perf.json").read_text(encoding="utf-8")), out
+
+
+def test_json_flag_prints_the_report_it_wrote(quick_report: tuple[dict, Path]) -> None:
+    report, out = quick_report
+    printed = json.loads((out / "stdout.json").read_text(encoding="utf-8"))
+    assert printed == json.loads(json.dumps(report)) and printed["sections"]
 
 
 def _positive(x: float) -> bool:
@@ -37,7 +50,9 @@ def _positive(x: float) -> bool:
 def test_report_has_every_section_and_the_machine(quick_report: tuple[dict, Path]) -> None:
     report, out = quick_report
     assert report["schema"] == 1 and report["quick"] is True
-    assert list(report["sections"]) == list(SECTIONS)
+    assert sorted(NAMED) == sorted(SECTIONS)
+    assert list(report["sections"]) == list(NAMED)
+    assert report["command"].endswith("--quick " + " ".join(f"--section {name}" for name in NAMED))
     for name, section in report["sections"].items():
         assert "error" not in section, f"{name}: {section.get('error')}"
         assert isinstance(section["pass"], bool)

@@ -40,11 +40,17 @@ def test_default_name_is_the_object_name() -> None:
     assert reg.get("Sprocket") is Sprocket
 
 
+def _first_alpha() -> int:
+    return 1
+
+
 def test_duplicate_name_is_an_error_naming_the_first_owner() -> None:
     reg: Registry = Registry("widget")
-    reg.register("alpha", lambda: 1)
-    with pytest.raises(DuplicateNameError, match="widget 'alpha' is already registered"):
+    reg.register("alpha", _first_alpha)
+    with pytest.raises(DuplicateNameError, match="widget 'alpha' is already registered") as err:
         reg.register("alpha", lambda: 2)
+    assert f"(by {__name__}._first_alpha)" in str(err.value)
+    assert reg.get("alpha") is _first_alpha  # the first owner keeps the name
     assert isinstance(DuplicateNameError("x"), UserInputError)
 
 

@@ -38,7 +38,7 @@ from fusion_aft.training import train
 
 pytestmark = pytest.mark.xdist_group("reliability_faults")
 
-extract_module = importlib.import_module("fusion_aft.bank.extract")  # the package rebinds `extract`
+writer_module = importlib.import_module("fusion_aft.bank.writer")
 
 ROWS, BATCH, CHUNK = 300, 16, 32
 BANK_FILES = ("features.npy", "ids.npy", "digests.npy")
@@ -72,7 +72,7 @@ def _same_bank(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
     ma, mb = read_manifest(a).model_dump(), read_manifest(b).model_dump()
     for m in (ma, mb):
-        m.pop("created"), m.pop("updated")
+        m.pop("created"), m.pop("updated"), m.pop("extract_seconds")
     assert ma == mb
 
 
@@ -114,14 +114,14 @@ def _kill_at(kind: str, n: int, monkeypatch: pytest.MonkeyPatch, glove: Any) -> 
 
         monkeypatch.setattr(glove, "forward_batch", forward)
     elif kind == "before-manifest":  # rows flushed into features.npy, manifest not yet replaced
-        real_write = extract_module.write_manifest
+        real_write = writer_module.write_manifest
 
         def write(folder: Path, manifest: Any) -> None:
             if manifest.rows_done:
                 tick()
             real_write(folder, manifest)
 
-        monkeypatch.setattr(extract_module, "write_manifest", write)
+        monkeypatch.setattr(writer_module, "write_manifest", write)
     elif kind == "manifest-rename":  # temp manifest written and fsynced, rename not done
         real_replace = os.replace
 
@@ -175,7 +175,7 @@ def test_full_disk_mid_extraction_keeps_finished_chunks_and_resumes(
     glove, reviews, reference, tmp_path, monkeypatch
 ) -> None:
     cache = tmp_path / "cache"
-    real_write = extract_module.write_manifest
+    real_write = writer_module.write_manifest
     calls = [0]
 
     def write(folder: Path, manifest: Any) -> None:
@@ -184,7 +184,7 @@ def test_full_disk_mid_extraction_keeps_finished_chunks_and_resumes(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "manifest.json"))
         real_write(folder, manifest)
 
-    monkeypatch.setattr(extract_module, "write_manifest", write)
+    monkeypatch.setattr(writer_module, "write_manifest", write)
     with pytest.raises(UserInputError) as info:
         _extract(glove, reviews, cache)
     message = str(info.value)
@@ -195,7 +195,7 @@ def test_full_disk_mid_extraction_keeps_finished_chunks_and_resumes(
     assert read_manifest(folder).rows_done == 3 * CHUNK
     assert not list(folder.glob(".*.tmp"))
 
-    monkeypatch.setattr(extract_module, "write_manifest", real_write)
+    monkeypatch.setattr(writer_module, "write_manifest", real_write)
     _extract(glove, reviews, cache)
     _same_bank(reference, folder)
 
@@ -206,7 +206,7 @@ def test_full_disk_when_reserving_the_feature_file_leaves_nothing(
     def no_space(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(extract_module.os, "posix_fallocate", no_space)
+    monkeypatch.setattr(writer_module.os, "posix_fallocate", no_space)
     with pytest.raises(UserInputError, match=r"^the disk is full: cannot write the feature bank"):
         _extract(glove, reviews, tmp_path / "cache")
     assert list((tmp_path / "cache").glob("*/*")) == []

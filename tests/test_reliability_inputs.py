@@ -32,7 +32,7 @@ from fusion_aft.errors import UserInputError
 
 pytestmark = pytest.mark.xdist_group("reliability_inputs")
 
-RT = ["--option", "train_size=40", "--option", "test_size=20"]
+RT = ["--dataset-option", "train_size=40", "--dataset-option", "test_size=20"]
 TRAIN = [
     "train",
     "--dataset",
@@ -304,12 +304,15 @@ CASES: list[Case] = [
     Case(
         "duplicate-ids",
         "duplicate id 'a'",
-        cli=["datasets", "show", "csv", "--option", "path={data}/dup.csv", "--option", "id_column=id"],
+        cli=[
+            "datasets", "show", "csv", "--dataset-option", "path={data}/dup.csv",
+            "--dataset-option", "id_column=id",
+        ],  # fmt: skip
     ),
     Case(
         "empty-split",
         "empty.csv has no rows",
-        cli=["datasets", "show", "csv", "--option", "path={data}/empty.csv"],
+        cli=["datasets", "show", "csv", "--dataset-option", "path={data}/empty.csv"],
     ),
     Case(
         "labels-out-of-range",
@@ -325,9 +328,9 @@ CASES: list[Case] = [
             "extract",
             "-d",
             "csv",
-            "--option",
+            "--dataset-option",
             "path={data}/blank.csv",
-            "--option",
+            "--dataset-option",
             "test_fraction=0.25",
             "-t",
             "glove-6b-50d",
@@ -346,9 +349,9 @@ CASES: list[Case] = [
             "extract",
             "-d",
             "image_folder",
-            "--option",
+            "--dataset-option",
             "path={images}",
-            "--option",
+            "--dataset-option",
             "test_fraction=0.2",
             "-t",
             "efficientnet-lite0?image_size=32",
@@ -511,8 +514,8 @@ CASES: list[Case] = [
     ),
     Case(
         "bad-dataset-option",
-        "dataset option 'train_size' is not key=value",
-        cli=["extract", "-d", "rotten_tomatoes", "--option", "train_size", "-t", "glove-6b-50d"],
+        "--dataset-option expects KEY=VALUE, got 'train_size'",
+        cli=["extract", "-d", "rotten_tomatoes", "--dataset-option", "train_size", "-t", "glove-6b-50d"],
     ),
     # folders that cannot be written (a path under a regular file fails even for root)
     Case(
@@ -713,29 +716,6 @@ def test_corrupted_bank_rows_are_refused_when_read(bank, glove, reviews, capsys)
     assert again.rows(ids[:16]).shape == (16, 50)  # an intact chunk reads fine
     with pytest.raises(UserInputError, match=r"rows 16\.\.31 .* checksum"):
         again.rows(ids[18:22])
-
-
-def test_second_writer_of_a_bank_gets_a_clear_error(tmp_path, glove, reviews) -> None:
-    from filelock import FileLock
-
-    from fusion_aft.bank.store import bank_folder
-    from fusion_aft.data.fingerprint import dataset_fingerprint
-
-    split = reviews.split("train")
-    folder = bank_folder(
-        tmp_path,
-        "rotten_tomatoes",
-        "train",
-        dataset_fingerprint(split),
-        "glove-6b-50d",
-        glove.spec.fingerprint(),
-        "fp16",
-    )
-    folder.mkdir(parents=True)
-    with FileLock(str(folder / ".lock")):
-        with pytest.raises(UserInputError, match=r"being written by another process.*wait for it"):
-            fusion_aft.extract([glove], reviews, "train", cache_dir=tmp_path, progress=False, lock_timeout=0)
-    assert not (folder / "manifest.json").exists()
 
 
 def test_resume_with_another_config_is_refused(tmp_path, capsys) -> None:

@@ -1,15 +1,20 @@
-"""β auto: every grid value is scored on a holdout of the training split, the best one is retrained
-on all rows, the sweep is recorded, and the test split is not read until the sweep is over."""
+"""β auto: every grid value is trained on k stratified folds of the labelled rows for half the
+steps and scored by holdout cross-entropy; the one-SE choice is retrained on all rows; the sweep is
+recorded with its spread, resumes per (β, fold), and the test split is not read until it is over.
+A numeric β is used exactly as given."""
 
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import fusion_aft
 from fusion_aft.data.records import Split
 from fusion_aft.training import train
 
 READS = {"test": 0}
+SMALL = {"emb_dim": 16, "hidden": 16, "max_length": 32}
 
 
 def _rt_counting_test_reads(**options):
@@ -25,52 +30,99 @@ def _rt_counting_test_reads(**options):
     return ds
 
 
-def test_beta_auto_picks_by_holdout_and_never_reads_test(tmp_path) -> None:
+def _run(tmp_path, callbacks=(), **kw):
     fusion_aft.register_dataset(
         "rt_counting_test_reads", _rt_counting_test_reads, fields=("text",), replace=True
     )
-    seen: dict[str, int] = {}
-
-    def watch(event: str, info: dict) -> None:
-        if event == "step":
-            seen.setdefault("first_step", READS["test"])
-        if event == "sweep_done":
-            seen["sweep_done"] = READS["test"]
-
-    grid = [0.0, 1.0, 10.0]
-    result = train(
+    args = dict(
         dataset="rt_counting_test_reads",
         student="text_bow",
-        student_options={"emb_dim": 16, "hidden": 16, "max_length": 32},
+        student_options=SMALL,
         teachers=["glove-6b-50d"],
         method="aft",
-        beta="auto",
-        beta_grid=grid,
         batch_size=16,
         steps=4,
         log_every=1,
         progress=False,
         out=tmp_path / "run",
-        callbacks=[watch],
+        callbacks=list(callbacks),
     )
+    args.update(kw)
+    return train(**args)
+
+
+def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_path) -> None:
+    seen: dict[str, int] = {}
+    labels: list[str] = []
+
+    def watch(event: str, info: dict) -> None:
+        if event == "step":
+            seen.setdefault("first_step", READS["test"])
+            if info["done"] == info["total"]:
+                labels.append(f"{info['label']} {info['total']}")
+        if event == "sweep_done":
+            seen["sweep_done"] = READS["test"]
+
+    grid = [0.0, 1.0, 10.0]
+    result = _run(tmp_path, [watch], beta="auto", beta_grid=grid)
     assert seen["sweep_done"] == seen["first_step"], "the test split was read while tuning β"
     assert READS["test"] >= seen["sweep_done"] + 64  # read once, for the final evaluation
+    # 3 β × 3 folds of 2 steps (half of 4), then the final run of 4 steps
+    assert labels == [f"β={b} fold {f}/3 2" for b in ("0", "1", "10") for f in (1, 2, 3)] + [
+        f"train β={result.beta:g} 4"
+    ]
 
     run = result.run_dir
     sweep = json.loads((run / "sweep.json").read_text())
-    assert [c["beta"] for c in sweep["candidates"]] == grid
-    assert sweep["n_fit"] + sweep["n_holdout"] == 96 and sweep["n_holdout"] == 10
-    accs = [c["holdout_accuracy"] for c in sweep["candidates"]]
-    assert all(0.0 <= a <= 1.0 for a in accs)
-    best = max(sweep["candidates"], key=lambda c: (c["holdout_accuracy"], -c["beta"]))
-    assert sweep["best_beta"] == best["beta"] == result.beta
-    assert result.sweep["best_beta"] == result.beta
+    assert sweep["metric"] == "holdout_cross_entropy" and sweep["rule"] == "one_se"
+    assert sweep["folds"] == 3 and sweep["fold_sizes"] == [32, 32, 32] and sweep["n_rows"] == 96
+    assert sweep["candidate_steps"] == 2 and sweep["sweep_steps"] == 18
+    assert [(r["beta"], r["fold"]) for r in sweep["runs"]] == [(b, f) for b in grid for f in range(3)]
+    # mean / sample std / SE per β, from the fold runs, recomputed here with the statistics module
+    per_beta = {b: [r["holdout_cross_entropy"] for r in sweep["runs"] if r["beta"] == b] for b in grid}
+    for c in sweep["candidates"]:
+        xs = per_beta[c["beta"]]
+        assert math.isclose(c["mean_cross_entropy"], statistics.fmean(xs), rel_tol=1e-12)
+        assert math.isclose(c["std_cross_entropy"], statistics.stdev(xs), rel_tol=1e-9)
+        assert math.isclose(c["stderr_cross_entropy"], statistics.stdev(xs) / math.sqrt(3), rel_tol=1e-9)
+        assert all(x > 0 for x in xs) and 0.0 <= c["holdout_accuracy"] <= 1.0
+    lowest = min(grid, key=lambda b: (statistics.fmean(per_beta[b]), b))
+    bound = statistics.fmean(per_beta[lowest]) + statistics.stdev(per_beta[lowest]) / math.sqrt(3)
+    assert result.beta == max(b for b in grid if statistics.fmean(per_beta[b]) <= bound)
+    assert sweep["best_beta"] == result.beta == result.sweep["best_beta"]
     assert (run / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for beta in grid:  # each candidate kept its metrics, its weights were dropped
-        folder = run / "sweep" / f"beta-{beta:g}"
+        folder = run / "sweep" / "fold-0" / f"beta-{beta:g}"
         assert (folder / "metrics.jsonl").is_file() and not (folder / "checkpoint").exists()
     summary = json.loads((run / "result.json").read_text())
     assert summary["beta"] == result.beta and summary["beta_auto"] is True
     assert summary["n_labelled"] == 96  # the final run trains on 100% of the labelled rows
     config = json.loads((run / "config.json").read_text())
     assert config["beta"] == "auto" and config["resolved"]["beta_grid"] == grid
+
+    # resume: the (β, fold) runs already recorded are kept, the missing ones are trained again
+    path = run / "sweep.json"
+    kept = dict(sweep, runs=sweep["runs"][:4])
+    path.write_text(json.dumps(kept))
+    (run / "result.json").unlink()
+    labels.clear()
+    again = _run(tmp_path, [watch], beta="auto", beta_grid=grid, resume=True)
+    assert [x for x in labels if x.startswith("β=")] == [
+        "β=1 fold 2/3 2",
+        "β=1 fold 3/3 2",
+        "β=10 fold 1/3 2",
+        "β=10 fold 2/3 2",
+        "β=10 fold 3/3 2",
+    ]
+    resumed = json.loads(path.read_text())
+    assert resumed["runs"][:4] == sweep["runs"][:4]
+    assert again.beta == resumed["best_beta"]
+
+
+def test_a_given_beta_is_used_exactly_and_runs_no_sweep(tmp_path) -> None:
+    result = _run(tmp_path, beta=10)
+    assert result.beta == 10.0 and result.sweep is None
+    assert not (result.run_dir / "sweep.json").exists()
+    metrics = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {m["beta"] for m in metrics if m.get("phase") == "train"} == {10.0}
+    assert json.loads((result.run_dir / "result.json").read_text())["beta"] == 10.0

@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import shutil
-import uuid
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,27 +39,7 @@ from typing import Any
 import numpy as np
 
 from fusion_aft import distributed as dist_util
-from fusion_aft.bank.extract import (
-    _check_modality,
-    _chunk,
-    _Collate,
-    _create,
-    _Failed,
-    _finish,
-    _forward,
-    _lock,
-    _np_dtype,
-    _PreparedRows,
-    _Progress,
-    _resolve_data,
-    _resolve_teachers,
-    _resume_point,
-    _teacher_info,
-    _teacher_ref,
-    auto_workers,
-    cast_checked,
-    default_chunk_rows,
-)
+from fusion_aft.bank.fs_layout import FsLayout, MergeLayout, filesystem_layout, layout_world
 from fusion_aft.bank.joint import JointBank
 from fusion_aft.bank.manifest import (
     BankManifest,
@@ -68,7 +48,24 @@ from fusion_aft.bank.manifest import (
     read_manifest,
     write_manifest,
 )
+from fusion_aft.bank.pipeline import (
+    Collate,
+    Failed,
+    PreparedRows,
+    Progress,
+    auto_workers,
+    bank_dtype,
+    cast_checked,
+    check_modality,
+    default_chunk_rows,
+    forward,
+    resolve_data,
+    resolve_teachers,
+    teacher_info,
+    teacher_ref,
+)
 from fusion_aft.bank.store import FEATURES, TeacherBank, bank_folder, chunk_sha256, resolve_cache_dir
+from fusion_aft.bank.writer import chunk_info, create_bank, finish_bank, lock_bank, resume_point
 from fusion_aft.distributed import shard
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_bytes
@@ -96,72 +93,6 @@ def _runs(chunks: Sequence[int]) -> list[list[int]]:
         else:
             out.append([c])
     return out
-
-
-# -- which ranks share a filesystem ----------------------------------------------------------------
-@dataclass(frozen=True)
-class FsLayout:
-    """Ranks grouped by the cache folder they see: ``groups[i]`` lists the ranks of one filesystem."""
-
-    groups: tuple[tuple[int, ...], ...]
-    rank: int
-
-    @property
-    def shared(self) -> bool:
-        return len(self.groups) == 1
-
-    @property
-    def my_group(self) -> tuple[int, ...]:
-        return next(g for g in self.groups if self.rank in g)
-
-    @property
-    def writers(self) -> list[int]:
-        """The lowest rank of each filesystem: it creates, locks and finishes that copy of a bank."""
-        return [min(g) for g in self.groups]
-
-    @property
-    def is_writer(self) -> bool:
-        return self.rank == min(self.my_group)
-
-    def writer_of(self, rank: int) -> int:
-        return min(next(g for g in self.groups if rank in g))
-
-
-def filesystem_layout(root: Path, shared_fs: bool | None = None) -> FsLayout:
-    """Find which ranks see the same ``root`` (each writes a probe file and looks for the others').
-
-    ``shared_fs=True`` insists on one filesystem (an error otherwise); ``False`` forces shard +
-    merge with one writer per filesystem found; ``None`` decides from what is found.
-    """
-    me, world = dist_util.rank(), dist_util.world_size()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot create the bank folder {root} ({exc.strerror or exc}); pass a writable --cache-dir"
-        ) from None
-    nonce = dist_util.broadcast_object(uuid.uuid4().hex if me == 0 else None)
-    probe = root / f".fs-probe-{nonce}-{me}"
-    probe.write_text(str(me), encoding="utf8")
-    dist_util.barrier()
-    seen = tuple(r for r in range(world) if (root / f".fs-probe-{nonce}-{r}").exists())
-    dist_util.barrier()
-    probe.unlink(missing_ok=True)
-    views = dist_util.all_gather_object(seen)
-    groups = tuple(sorted(set(views)))
-    flat = sorted(r for g in groups for r in g)
-    if flat != list(range(world)):
-        raise UserInputError(
-            f"the ranks disagree about which of them share the cache folder {root} (views: {views}); "
-            "use a cache folder that is either on one shared filesystem or local to each node"
-        )
-    layout = FsLayout(groups, me)
-    if shared_fs and not layout.shared:
-        raise UserInputError(
-            f"--shared-fs was given but the cache folder {root} is not shared by all ranks "
-            f"({len(groups)} separate filesystems found); drop --shared-fs to shard and merge"
-        )
-    return layout
 
 
 # -- per-chunk markers and part files -------------------------------------------------------------
@@ -195,7 +126,7 @@ def _feature_offset(path: Path) -> int:
         return f.tell()
 
 
-class _RowRange(_PreparedRows):
+class _RowRange(PreparedRows):
     """Rows ``start..stop`` of ``split`` through ``teacher.prepare``."""
 
     def __init__(self, split: Any, teacher: Any, start: int, stop: int) -> None:
@@ -218,6 +149,8 @@ class _Job:
     batch_size: int
     chunk_rows: int
     num_workers: int | None
+    #: ``time.perf_counter()`` when this run started; the manifest adds this run's time
+    started: float = 0.0
 
     @property
     def bounds(self) -> list[tuple[int, int]]:
@@ -231,13 +164,13 @@ class _Job:
         return (stop - start) * self.width * self.dtype.itemsize
 
 
-def _compute(job: _Job, chunks: list[int], shared: bool, bar: _Progress) -> None:
+def _compute(job: _Job, chunks: list[int], shared: bool, bar: Progress) -> None:
     """Extract ``chunks`` (indices) and store each: in place (shared) or as a part file."""
     from torch.utils.data import DataLoader
 
     if not chunks:
         return
-    ref = _teacher_ref(job.teacher)
+    ref = teacher_ref(job.teacher)
     bounds = job.bounds
     total = sum(bounds[c][1] - bounds[c][0] for c in chunks)
     task = bar.task(f"{ref} · rank {dist_util.rank()}", total, 0)
@@ -255,16 +188,16 @@ def _compute(job: _Job, chunks: list[int], shared: bool, bar: _Progress) -> None
                 _RowRange(job.split, job.teacher, start, stop),
                 batch_size=job.batch_size,
                 shuffle=False,
-                collate_fn=_Collate(job.teacher),
+                collate_fn=Collate(job.teacher),
                 num_workers=workers,
                 prefetch_factor=4 if workers else None,
             )
             pending: list[np.ndarray] = []
             chunk_start = pos = start
             for batch in loader:
-                if isinstance(batch, _Failed):
+                if isinstance(batch, Failed):
                     raise UserInputError(batch.message)
-                stored = _checked(job, _forward(job.teacher, batch), pos)
+                stored = _checked(job, forward(job.teacher, batch), pos)
                 pending.append(stored)
                 pos += len(stored)
                 bar.advance(task, len(stored))
@@ -287,7 +220,7 @@ def _compute(job: _Job, chunks: list[int], shared: bool, bar: _Progress) -> None
 
 
 def _checked(job: _Job, values: np.ndarray, pos: int) -> np.ndarray:
-    ref = _teacher_ref(job.teacher)
+    ref = teacher_ref(job.teacher)
     if values.ndim != 2 or values.shape[1] != job.width:
         raise UserInputError(
             f"teacher '{ref}' returned features of shape {list(values.shape)}; "
@@ -339,9 +272,9 @@ def _prepare(
     device: Any,
 ) -> tuple[_State, BankManifest]:
     """Create or resume this filesystem's copy of the bank; report which chunks it holds."""
-    from fusion_aft.data.fingerprint import dataset_fingerprint
+    from fusion_aft.data.fingerprint import dataset_fingerprint, record_digests
 
-    info = _teacher_info(teacher)
+    info = teacher_info(teacher)
     dfp = dataset_fingerprint(split)
     dataset = DatasetInfo(name=dataset_name, split=split.name, fingerprint=dfp, rows=len(split))
     if (folder / "manifest.json").exists():
@@ -353,10 +286,13 @@ def _prepare(
         if manifest.complete:
             state = _State(True, manifest.batch_size, manifest.chunk_rows, {}, {})
             return state, manifest
-        manifest = _resume_point(folder, manifest)
+        manifest = resume_point(folder, manifest)
     else:
         shutil.rmtree(folder / PARTS, ignore_errors=True)
-        manifest = _create(folder, info, dataset, split, np_dtype, batch_size, chunk_rows, str(device))
+        digests = record_digests(split)
+        manifest = create_bank(
+            folder, info, dataset, split.ids, digests, np_dtype, batch_size, chunk_rows, str(device)
+        )
     bounds = chunk_bounds(manifest.shape[0], manifest.chunk_rows)
     in_file = {i: c.sha256 for i, c in enumerate(manifest.chunks)}
     in_parts: dict[int, str] = {}
@@ -391,6 +327,7 @@ def _job(folder: Path, teacher: Any, split: Any, manifest: BankManifest, num_wor
         batch_size=manifest.batch_size,
         chunk_rows=manifest.chunk_rows,
         num_workers=num_workers,
+        started=time.perf_counter(),
     )
 
 
@@ -407,7 +344,7 @@ def _finalise(job: _Job, manifest: BankManifest, known: dict[int, str]) -> None:
     chunks: list[ChunkInfo] = []
     for i, (start, stop) in enumerate(job.bounds):
         block = feats[start:stop]
-        info = _chunk(start, stop, block)
+        info = chunk_info(start, stop, block)
         if known.get(i) not in (None, info.sha256):
             raise UserInputError(
                 f"bank {job.folder}: rows {start}..{stop - 1} do not match the checksum their rank "
@@ -418,8 +355,10 @@ def _finalise(job: _Job, manifest: BankManifest, known: dict[int, str]) -> None:
     del feats
     manifest.chunks = chunks
     manifest.rows_done = job.rows
+    earlier = float(manifest.extract_seconds or 0.0)
+    manifest.extract_seconds = round(earlier + time.perf_counter() - job.started, 3)
     write_manifest(job.folder, manifest)
-    _finish(job.folder, manifest)
+    finish_bank(job.folder, manifest)
     shutil.rmtree(job.parts, ignore_errors=True)
 
 
@@ -441,11 +380,11 @@ def _extract_teacher(
     from fusion_aft.data.fingerprint import dataset_fingerprint
 
     me = layout.rank
-    _check_modality(teacher, split, dataset_name)
-    info = _teacher_info(teacher)
+    check_modality(teacher, split, dataset_name)
+    info = teacher_info(teacher)
     dfp = dataset_fingerprint(split)
     folder = bank_folder(cache_dir, dataset_name, split.name, dfp, info.ref, info.fingerprint, np_dtype)
-    lock = _lock(folder, lock_timeout) if layout.is_writer else None
+    lock = lock_bank(folder, lock_timeout) if layout.is_writer else None
     try:
         state: _State | None = None
         manifest: BankManifest | None = None
@@ -500,7 +439,7 @@ def _extract_teacher(
                     cr,
                     layout_world(layout),
                 )
-        with _Progress(progress and me == 0) as bar:
+        with Progress(progress and me == 0) as bar:
             _compute(job, mine, layout.shared, bar)
         dist_util.barrier()
         if layout.shared:
@@ -518,10 +457,6 @@ def _extract_teacher(
     finally:
         if lock is not None:
             lock.release()
-
-
-def layout_world(layout: FsLayout) -> int:
-    return sum(len(g) for g in layout.groups)
 
 
 def _owner(chunk: int, todo: list[int], layout: FsLayout) -> int:
@@ -621,7 +556,7 @@ def extract_distributed(
     Every rank must call it with the same arguments. Returns the joint bank on every rank (on
     node-local disks, each node's own complete copy). ``shared_fs``: see the module docstring.
     """
-    np_dtype = _np_dtype(dtype)
+    np_dtype = bank_dtype(dtype)
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     chunk_rows = int(chunk_rows or default_chunk_rows(batch_size))
@@ -629,13 +564,13 @@ def extract_distributed(
         raise UserInputError(f"chunk_rows ({chunk_rows}) must be a multiple of the batch size ({batch_size})")
     dist_util.init(device)
     device = dist_util.local_device(device)
-    dataset_name, the_split = _resolve_data(dataset, split, dataset_options)
+    dataset_name, the_split = resolve_data(dataset, split, dataset_options)
     layout = filesystem_layout(resolve_cache_dir(cache_dir), shared_fs)
     if dist_util.is_main():
         mode = "shared filesystem" if layout.shared and shared_fs is not False else "shard + merge"
         log.info("distributed extraction on %d ranks: %s", layout_world(layout), mode)
     if shared_fs is False and layout.shared:
-        layout = _MergeLayout(layout.groups, layout.rank)
+        layout = MergeLayout(layout.groups, layout.rank)
     banks = [
         _extract_teacher(
             t,
@@ -651,14 +586,6 @@ def extract_distributed(
             device,
             layout,
         )
-        for t in _resolve_teachers(teachers, device)
+        for t in resolve_teachers(teachers, device)
     ]
     return JointBank(banks)
-
-
-class _MergeLayout(FsLayout):
-    """One filesystem, handled like several: parts + merge instead of in-place writes."""
-
-    @property
-    def shared(self) -> bool:
-        return False

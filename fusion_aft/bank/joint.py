@@ -4,7 +4,7 @@ Nothing is copied into memory as a whole: :meth:`JointBank.rows` maps ids to row
 :class:`~fusion_aft.bank.index.IdIndex` (a hash table, shared by banks of the same split), sorts
 the row numbers so the reads are local (consecutive rows are one read), reads them, and restores
 the order asked for. Teachers
-keep the order they were given in; ``slices`` names each teacher's columns (DESIGN §2).
+keep the order they were given in; ``slices`` names each teacher's columns (docs/design.md §2).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fusion_aft.bank.index import IdIndex, encode_ids
 from fusion_aft.bank.store import TeacherBank
 from fusion_aft.errors import UserInputError
 
-__all__ = ["JointBank"]
+__all__ = ["BankRows", "JointBank"]
 
 
 class JointBank:
@@ -146,6 +146,25 @@ class JointBank:
                 out[order, self.slices[bank.ref]] = _float32(bank.checked_rows(sorted_positions))
         return out
 
+    def teacher_rows(self, ids: Sequence[str], ref: str) -> np.ndarray:
+        """``float32 [len(ids), width]``: one teacher's features for ``ids``, read from its memory map
+        alone (the other teachers' files are not touched)."""
+        bank = next((b for b in self.banks if b.ref == ref), None)
+        if bank is None:
+            raise UserInputError(f"teacher '{ref}' is not in this bank; it holds {', '.join(self.dims)}")
+        query = encode_ids(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        out = np.empty((len(query), bank.width), dtype=np.float32)
+        if len(query) == 0:
+            return out
+        positions = self._index(bank).positions(query, where=f"the bank of '{ref}'")
+        order = np.argsort(positions, kind="stable")
+        out[order] = _float32(bank.checked_rows(positions[order]))
+        return out
+
+    def lazy_rows(self, ids: Sequence[str]) -> BankRows:
+        """The rows of ``ids`` as a :class:`BankRows` view: nothing is read until a block is asked for."""
+        return BankRows(self, ids)
+
     def tensor(self, ids: Sequence[str], device: Any = "cpu") -> Any:
         """:meth:`rows` as a float32 ``torch.Tensor`` on ``device``."""
         import torch
@@ -166,6 +185,34 @@ class JointBank:
         teachers = ", ".join(f"{r}:{d}" for r, d in self.dims.items())
         m = self.banks[0].manifest
         return f"JointBank([{teachers}], {m.dataset.name}/{m.dataset.split}, rows={m.shape[0]})"
+
+
+class BankRows:
+    """The teacher features of a set of rows, read one teacher block at a time from the memory maps.
+
+    What an objective's ``fit`` (FT's autoencoders, B-Tuning's LogME) receives instead of the whole
+    ``[N, Σd]`` bank on the device: ``block(slice)`` gives one teacher's columns as a CPU float32
+    tensor, so the host holds one teacher's block at a time and the device only what the fit
+    moves there (FT: its mini-batches).
+    """
+
+    def __init__(self, bank: JointBank, ids: Sequence[str]) -> None:
+        self.bank = bank
+        self.ids = list(ids)
+        self.shape = (len(self.ids), bank.dim)
+        self.ndim = 2
+
+    def block(self, sl: slice) -> Any:
+        """Columns ``sl`` (one teacher's slice, or any slice) as a CPU float32 ``torch.Tensor``."""
+        import torch
+
+        for ref, own in self.bank.slices.items():
+            if own == sl:
+                return torch.from_numpy(self.bank.teacher_rows(self.ids, ref))
+        return torch.from_numpy(self.bank.rows(self.ids)[:, sl])
+
+    def __repr__(self) -> str:
+        return f"BankRows({self.shape[0]} rows × {self.shape[1]} of {self.bank!r})"
 
 
 _SERIAL_ELEMENTS = 16384  # under torch's grain size (32768): one thread, no OpenMP wake-up

@@ -100,6 +100,9 @@ class BankManifest(_Model):
     ids_sha256: str
     digests_sha256: str
     device: str = "cpu"
+    #: seconds spent extracting: the sum over the runs that wrote chunks (each run adds its own
+    #: time up to its last chunk); ``None`` in banks written before it was recorded
+    extract_seconds: float | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     created: str
     updated: str

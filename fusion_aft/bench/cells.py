@@ -2,8 +2,8 @@
 
 Two kinds:
 
-* ``tune`` cells train on the labelled rows minus a holdout and score on that holdout, once per
-  β of a method's grid (never on the test split);
+* ``tune`` cells train on the labelled rows minus one of ``beta_folds`` stratified folds and score
+  on that fold, once per (β of a method's grid, fold) (never on the test split);
 * ``run`` cells train on all labelled rows with the chosen β and score on the test split.
 
 Every cell has a stable key (its file name) and a digest of everything that determines its
@@ -37,13 +37,15 @@ class Cell:
     seed: int
     beta: float | str | None = None
     settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    fold: int | None = None
 
     @property
     def key(self) -> str:
         """A file-name-safe, human-readable identity of the cell."""
         teachers = "+".join(_slug(t) for t in self.teachers) or "no-teacher"
         beta = "" if self.beta is None or self.kind == "run" else f"-b{_fmt_beta(self.beta)}"
-        return f"{self.kind}-{self.task}-{self.method}-{teachers}{beta}-s{self.seed}"
+        fold = "" if self.fold is None else f"-f{self.fold}"
+        return f"{self.kind}-{self.task}-{self.method}-{teachers}{beta}{fold}-s{self.seed}"
 
     @property
     def teacher_names(self) -> tuple[str, ...]:
@@ -67,6 +69,7 @@ class Cell:
             "teachers": list(self.teachers),
             "seed": self.seed,
             "beta": self.beta,
+            "fold": self.fold,
         }
 
 
@@ -115,6 +118,8 @@ def _settings(task: ResolvedTask) -> dict[str, Any]:
         "weight_decay",
         "use_unlabelled",
         "holdout",
+        "beta_folds",
+        "tune_steps_fraction",
         "data_seed",
         "probe_c",
         "device",
@@ -123,13 +128,14 @@ def _settings(task: ResolvedTask) -> dict[str, Any]:
 
 
 def tune_cells(task: ResolvedTask) -> list[Cell]:
-    """One holdout run per β of each tuned method's grid (full teacher set, the tuning seed)."""
+    """One run per (β of each tuned method's grid, fold) (full teacher set, the tuning seed)."""
     cells = []
     settings = _settings(task)
     for method in task.methods:
         for beta in beta_grid(task, method) or []:
             teachers = tuple(task.teachers) if method != "none" else ()
-            cells.append(Cell(task.name, "tune", method, teachers, task.tune_seed, beta, settings))
+            for fold in range(task.beta_folds):
+                cells.append(Cell(task.name, "tune", method, teachers, task.tune_seed, beta, settings, fold))
     return cells
 
 

@@ -65,10 +65,11 @@ def _worker(
     """
     import torch
 
-    from fusion_aft.bench.runner import _device, prepare_task, train_cell
+    from fusion_aft.bench.cell import prepare_task, train_cell
+    from fusion_aft.training.run import resolve_device
 
     torch.set_num_threads(threads)
-    ctx = prepare_task(task, _device(device), progress=False)
+    ctx = prepare_task(task, resolve_device(device), progress=False)
     store = CellStore(Path(out_dir))
     ran = 0
     for cell in cells:

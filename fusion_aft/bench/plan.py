@@ -134,9 +134,15 @@ def _steps(task: ResolvedTask, n_labelled: int | None) -> int | None:
 
 
 def _dataset_missing(name: str) -> str | None:
-    """Why dataset ``name`` cannot be used here (None when it is registered and loads)."""
-    import fusion_aft
+    """Why dataset ``name`` cannot be used here (None when it is registered and loads, or is a
+    path that exists: a .csv, a .jsonl or a folder of class sub-folders)."""
+    from pathlib import Path
 
+    import fusion_aft
+    from fusion_aft.data.locate import looks_like_path
+
+    if name not in fusion_aft.datasets.list() and looks_like_path(name):
+        return None if Path(name).expanduser().exists() else f"dataset file or folder '{name}' does not exist"
     if name not in fusion_aft.datasets.list():
         return f"dataset '{name}' is not registered (no source; add one with fusion_aft.register_dataset)"
     ok, why = fusion_aft.datasets.availability(name)
@@ -206,9 +212,9 @@ def make_plan(suite: Suite) -> Plan:
         if compute_params and steps:
             # each step also feeds as many unlabelled rows through the student as labelled ones
             rows_per_step = task.batch_size * (2 if task.use_unlabelled and task.labels else 1)
-            tp.train_flops = (
-                6.0 * compute_params * (tokens_student or 1) * rows_per_step * steps * tp.n_train_runs
-            )
+            # tuning cells train for tune_steps_fraction of a test cell's steps
+            runs = len(trained) + len(tunes) * task.tune_steps_fraction
+            tp.train_flops = 6.0 * compute_params * (tokens_student or 1) * rows_per_step * steps * runs
         plans.append(tp)
     return Plan(suite.name, plans, sorted(set(missing), key=missing.index), "cuda" if has_gpu else "cpu")
 

@@ -49,7 +49,7 @@ __all__ = [
 #: the method name of the linear probe on the concatenated bank (not an objective)
 PROBE = "probe"
 
-#: a fixed β, a grid tuned on a holdout of the training split, or the trainer's own sweep
+#: a fixed β, a grid tuned by k-fold cross-validation on the labelled rows, or the trainer's own sweep
 BetaChoice = float | list[float] | Literal["auto"]
 
 
@@ -79,7 +79,15 @@ class Defaults(Training):
         default_factory=dict,
         description="method -> options of its objective (e.g. aft = {compose = 'product'})",
     )
-    holdout: float = Field(0.1, gt=0, lt=1, description="fraction of the labelled rows held out to tune β")
+    holdout: float = Field(
+        0.1, gt=0, lt=1, description="with beta_folds = 1: the labelled rows held out to tune β"
+    )
+    beta_folds: int = Field(
+        3, ge=1, description="stratified folds of the labelled rows that tune β (1 = one holdout)"
+    )
+    tune_steps_fraction: float = Field(
+        0.5, gt=0, le=1, description="steps of a β-tuning cell, as a fraction of a test cell's"
+    )
     tune_seed: int = Field(0, description="seed of the β-tuning runs")
     data_seed: int = Field(0, description="seed of the label-budget and holdout draws (fixed across seeds)")
     ablation_method: str | None = Field("aft", description="method run on every teacher subset (None = off)")
@@ -179,6 +187,8 @@ class ResolvedTask(_Strict):
     weight_decay: float
     use_unlabelled: bool
     holdout: float
+    beta_folds: int
+    tune_steps_fraction: float
     tune_seed: int
     data_seed: int
     ablation_method: str | None
@@ -236,6 +246,8 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
         weight_decay=pick("weight_decay", 0.0),
         use_unlabelled=pick("use_unlabelled", True),
         holdout=d.holdout,
+        beta_folds=d.beta_folds,
+        tune_steps_fraction=d.tune_steps_fraction,
         tune_seed=d.tune_seed,
         data_seed=d.data_seed,
         ablation_method=(d.ablation_method if task.ablation else None),
@@ -248,15 +260,11 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
 
 
 def parse_teacher_ref(ref: str) -> tuple[str, dict[str, str]]:
-    """Split ``name?key=value&key=value`` into the card name and its options (strings)."""
-    name, _, query = ref.partition("?")
-    options: dict[str, str] = {}
-    for part in filter(None, query.split("&")):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise UserInputError(f"teacher reference '{ref}': option '{part}' must look like key=value")
-        options[key] = value
-    return name, options
+    """Split ``name?key=value&key=value`` into the card name and its options (strings): the one
+    reader of teacher references, :func:`fusion_aft.teachers.card.parse_ref`."""
+    from fusion_aft.teachers.card import parse_ref
+
+    return parse_ref(ref)
 
 
 # -- loading ------------------------------------------------------------------------------------

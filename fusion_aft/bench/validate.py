@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fusion_aft.bench.suite import PROBE, Suite, parse_teacher_ref
+from fusion_aft.data.locate import looks_like_path
 from fusion_aft.errors import UserInputError
 from fusion_aft.registry import close_matches
 
@@ -66,7 +67,8 @@ def check_names(suite: Suite) -> list[NameProblem]:
         check("defaults.ablation_method", "method", suite.defaults.ablation_method)
     for task in suite.tasks:
         where = f"tasks.{task.name}"
-        check(f"{where}.dataset", "dataset", task.dataset)
+        if not looks_like_path(task.dataset):  # a file or folder is checked when the plan loads it
+            check(f"{where}.dataset", "dataset", task.dataset)
         check(f"{where}.student", "student", task.student)
         for ref in task.teachers:
             check(f"{where}.teachers", "teacher", parse_teacher_ref(ref)[0])

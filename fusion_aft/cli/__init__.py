@@ -16,6 +16,7 @@ import typer
 
 from fusion_aft import __version__
 from fusion_aft.cli._console import err_console
+from fusion_aft.cli.usage import is_usage_error, shows_help, usage_error_line
 from fusion_aft.errors import UserInputError
 
 COMMAND_MODULES = (
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        result = app(args=argv, standalone_mode=False)  # a typer.Exit(code) comes back as its code
+        # a typer.Exit(code) comes back as its code
+        result = app(args=argv, prog_name="fusion-aft", standalone_mode=False)
     except UserInputError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -94,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted", markup=False)
         return 130
-    except typer.TyperException as exc:  # usage errors from the parser carry their own exit code
+    except typer.TyperException as exc:  # the parser's errors: one line, with close matches
         show = getattr(exc, "show", None)
         if show is None:
             raise
-        show()
+        if shows_help(exc) or not is_usage_error(exc):
+            show()
+        else:
+            line = f"error: {usage_error_line(exc)}"
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 

@@ -10,6 +10,22 @@ import typer
 from fusion_aft.cli._console import console, emit_json, err_console
 
 
+def _refuse_for_perf(*, jobs: int, dry_run: bool, device: str | None) -> None:
+    """``bench perf`` measures one process on the CPU: flags it cannot honour are an error, not ignored."""
+    from fusion_aft.errors import UserInputError
+
+    given = [
+        flag
+        for flag, used in (("--jobs", jobs != 1), ("--dry-run", dry_run), ("--device", device is not None))
+        if used
+    ]
+    if given:
+        raise UserInputError(
+            f"`fusion-aft bench perf` does not take {', '.join(given)}: it times one process on the CPU "
+            "and has no plan to print; drop the flag (its own options are --quick and --section)"
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
@@ -23,7 +39,11 @@ def register(app: typer.Typer) -> None:
         ),
         json_out: bool = typer.Option(False, "--json", help="print the summary (or plan) as JSON"),
         list_suites: bool = typer.Option(False, "--list", help="list the shipped suites and exit"),
-        device: str = typer.Option(None, "--device", help="override the suite's device (cpu, cuda, cuda:1)"),
+        device: str = typer.Option(
+            None, "--device",
+            help="override the suite's device: auto, cpu, cuda or cuda:N (default: the suite's, auto unless "
+            "it says otherwise)",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         jobs: int = typer.Option(
             1, "--jobs", "-j",
@@ -53,12 +73,22 @@ def register(app: typer.Typer) -> None:
                 from fusion_aft.errors import UserInputError
 
                 raise UserInputError("the performance suite is not part of this installation")
+            _refuse_for_perf(jobs=jobs, dry_run=dry_run, device=device)
             from fusion_aft.bench import perf
 
-            perf.main(
-                out or Path("benchmarks/results"), quick=quick, progress=progress, sections=section or None
+            report = perf.main(
+                out or Path("benchmarks/results"),
+                quick=quick,
+                progress=progress and not json_out,
+                sections=section or None,
             )
+            if json_out:
+                emit_json(report)
             return
+        if quick or section:
+            from fusion_aft.errors import UserInputError
+
+            raise UserInputError("--quick and --section apply only to `fusion-aft bench perf`")
 
         from fusion_aft.bench.suite import load_suite
 

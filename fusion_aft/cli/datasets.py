@@ -5,33 +5,7 @@ from __future__ import annotations
 import typer
 
 from fusion_aft.cli._console import console, emit_json
-
-
-def parse_options(items: list[str] | None) -> dict[str, object]:
-    """``["train_size=300", "path=a.csv"]`` → ``{"train_size": 300, "path": "a.csv"}``."""
-    from fusion_aft.errors import UserInputError
-
-    out: dict[str, object] = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UserInputError(f"dataset option '{item}' is not key=value (e.g. --option train_size=500)")
-        out[key.strip()] = _value(value.strip())
-    return out
-
-
-def _value(text: str) -> object:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
+from fusion_aft.cli.options import DATASET_HELP, DATASET_OPTION_HELP, parse_options
 
 
 def list_datasets(
@@ -61,18 +35,24 @@ def list_datasets(
             "yes" if r["available"] else "no",
         )
     console.print(table)
+    console.print(
+        "your own files: --dataset PATH (a .csv, a .jsonl or a folder of class sub-folders), "
+        "options with --dataset-option KEY=VALUE",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def show(
-    name: str = typer.Argument(..., help="Dataset name."),
-    option: list[str] = typer.Option(None, "--option", "-o", help="Source option key=value (repeatable)."),
+    name: str = typer.Argument(..., help=DATASET_HELP),
+    dataset_option: list[str] = typer.Option(None, "--dataset-option", help=DATASET_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Load one dataset and show its classes, split sizes, fingerprints and a first record."""
     from fusion_aft import data
     from fusion_aft.data.fingerprint import dataset_fingerprint
 
-    ds = data.load(name, **parse_options(option))
+    ds = data.load(name, **parse_options(dataset_option, "--dataset-option"))
     info = {
         "name": ds.name,
         "fields": list(ds.fields),

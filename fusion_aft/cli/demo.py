@@ -35,20 +35,22 @@ def register(app: typer.Typer) -> None:
         scores.add_column("student trained with")
         scores.add_column("accuracy", justify="right")
         scores.add_row("cross-entropy alone (STL)", f"{100 * result.stl_accuracy:.1f} %")
-        scores.add_row(f"AFT, β = {result.beta:g} (tuned on held-out labelled rows)", f"{100 * result.aft_accuracy:.1f} %")
+        aft_row = f"AFT, β = {result.beta:g} (tuned on held-out labelled rows)"
+        scores.add_row(aft_row, f"{100 * result.aft_accuracy:.1f} %")
         console.print(scores)
         mu = Table(title="μ attribution: how much of the learned feature weight each teacher holds")
         for col in ("teacher", "width", "μ share", "share of columns", "mean μ"):
             mu.add_column(col, justify="left" if col == "teacher" else "right")
         for t in result.attribution:
-            mu.add_row(
-                t["teacher"], str(t["width"]), f"{t['share']:.3f}", f"{t['initial_share']:.3f}", f"{t['mean']:.3f}"
-            )
+            shares = (f"{t['share']:.3f}", f"{t['initial_share']:.3f}", f"{t['mean']:.3f}")
+            mu.add_row(t["teacher"], str(t["width"]), *shares)
         console.print(mu)
         ex = result.example
         console.print(
             f"exported student ({result.student_params:,} parameters, no teacher needed) labels "
             f"{ex['image']} as [bold]{ex['label']}[/] (p = {ex['probability']:.2f}; true: {ex['true_label']})"
         )
-        console.print(f"results: {result.out}/  (μ chart: {result.attribution_plot}; student: {result.student_dir})")
+        console.print(
+            f"results: {result.out}/  (μ chart: {result.attribution_plot}; student: {result.student_dir})"
+        )
         console.print("the full benchmark, every method and 3 seeds on three tasks: make bench")

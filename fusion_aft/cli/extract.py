@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fusion_aft.cli._console import console, emit_json
+from fusion_aft.cli.options import DATASET_HELP, DATASET_OPTION_HELP, DEVICE_HELP, parse_options
 
 
 def _human_bytes(n: float) -> str:
@@ -19,14 +20,14 @@ def _human_bytes(n: float) -> str:
 
 def extract(
     dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="Dataset name (see `fusion-aft datasets list`)."
+        ..., "--dataset", "-d", help=DATASET_HELP
     ),
     teachers: str = typer.Option(..., "--teachers", "-t", help="Comma-separated teacher refs."),
-    split: str = typer.Option("train", "--split", "-s", help="Split to extract."),
-    option: list[str] = typer.Option(None, "--option", "-o", help="Dataset option key=value (repeatable)."),
+    split: str = typer.Option("train", "--split", help="Split to extract."),
+    dataset_option: list[str] = typer.Option(None, "--dataset-option", help=DATASET_OPTION_HELP),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Bank root (default: FUSION_AFT_CACHE)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Rows per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the teachers (cpu, cuda, cuda:1)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Rows per forward pass."),
+    device: str = typer.Option("auto", "--device", help="Where the teachers run: " + DEVICE_HELP + "."),
     dtype: str = typer.Option("fp16", "--dtype", help="Stored dtype: fp16 or fp32."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader workers (default: auto)."),
     lock_timeout: float | None = typer.Option(
@@ -50,9 +51,10 @@ def extract(
     """Extract teacher features for one split into the bank cache (resumes an interrupted run)."""
     import fusion_aft
     from fusion_aft.bank import plan
-    from fusion_aft.cli.datasets import parse_options
+    from fusion_aft.training.run import resolve_device
 
-    options = parse_options(option)
+    options = parse_options(dataset_option, "--dataset-option")
+    device = str(resolve_device(device))
     refs = [t.strip() for t in teachers.split(",") if t.strip()]
     if dry_run:
         entries = plan(refs, dataset, split, cache_dir, batch_size, device, dtype, options)

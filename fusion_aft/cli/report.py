@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run: Path = typer.Argument(..., help="a run folder written by `fusion-aft train`"),
-        top: int = typer.Option(5, "--top", "-k", min=0, help="top features listed per teacher"),
+        top: int = typer.Option(5, "--top-k", "--top", "-k", min=0, help="top features listed per teacher"),
         json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
         plot: bool = typer.Option(True, "--plot/--no-plot", help="write mu_attribution.png into RUN"),
         drop_ratio: float = typer.Option(

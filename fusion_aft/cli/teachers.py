@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fusion_aft.cli._console import console, emit_json
+from fusion_aft.cli.options import DEVICE_HELP
 
 REGISTRY_HELP = "An extra folder of teacher cards (*.toml), besides FUSION_AFT_REGISTRY."
 
@@ -26,7 +27,7 @@ def _human(n: int) -> str:
 
 
 def list_teachers(
-    modality: str | None = typer.Option(None, "--modality", "-m", help="image, text or image+text."),
+    modality: str | None = typer.Option(None, "--modality", help="image, text or image+text."),
     pattern: str | None = typer.Option(
         None, "--pattern", "-p", help="Shell wildcard on names, e.g. 'dinov2*'."
     ),
@@ -38,7 +39,7 @@ def list_teachers(
 
     _use_registry(registry)
     rows = []
-    for name in teachers.list(modality=modality, pattern=pattern):
+    for name in teachers.list(pattern, modality=modality):
         card = teachers.get(name)
         ok, reason = teachers.available(name)
         rows.append(
@@ -146,7 +147,7 @@ def _examples(inputs: str) -> list:
 
 def check(
     name: str = typer.Argument(..., help="Teacher name or reference (NAME?key=value)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda:0."),
+    device: str = typer.Option("auto", "--device", help="Where the teacher runs: " + DEVICE_HELP + "."),
     trust_remote_code: bool = typer.Option(
         False, "--trust-remote-code", help="Allow code from the model repository."
     ),
@@ -157,9 +158,10 @@ def check(
 
     from fusion_aft import teachers
     from fusion_aft.errors import UserInputError
+    from fusion_aft.training.run import resolve_device
 
     _use_registry(registry)
-    teacher = teachers.load(name, device=device, trust_remote_code=trust_remote_code)
+    teacher = teachers.load(name, device=str(resolve_device(device)), trust_remote_code=trust_remote_code)
     card = teacher.spec
     out = teacher.encode(_examples(card.inputs))
     if out.ndim != 2 or out.shape[0] != 2:

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from fusion_aft.cli._console import console, emit_json, err_console
-
-
-def parse_options(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """``["k=v", ...]`` → dict; each value is read as JSON when it parses (numbers, lists, bools)."""
-    from fusion_aft.errors import UserInputError
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"{flag} expects KEY=VALUE, got {item!r}")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
+from fusion_aft.cli.options import DATASET_HELP, DATASET_OPTION_HELP, DEVICE_HELP, parse_options
 
 
 def parse_grid(text: str | None) -> list[float] | None:
@@ -39,16 +22,37 @@ def parse_grid(text: str | None) -> list[float] | None:
         raise UserInputError(f"--beta-grid expects numbers separated by commas, got {text!r}") from None
 
 
+#: TrainConfig's defaults, quoted in --help (a test keeps them equal to the config's)
+_DEFAULTS = {"beta": 1.0, "holdout_fraction": 0.1, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0,
+             "schedule": "cosine"}  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
-        dataset: str = typer.Option(None, "--dataset", "-d", help="dataset name (fusion-aft datasets list)"),
-        student: str = typer.Option(None, "--student", "-s", help="student name (e.g. text_bow, small_cnn)"),
+        dataset: str = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+        student: str = typer.Option(
+            None, "--student", "-s",
+            help="student name (e.g. text_bow, small_cnn); default: the default student of the dataset's "
+            "modality (fusion_aft.students.DEFAULT_STUDENTS)",
+        ),
         teachers: str = typer.Option(None, "--teachers", "-t", help="comma-separated teacher names"),
         method: str = typer.Option(None, "--method", "-m", help="objective: aft, kd, rkd, ..., none (STL)"),
-        beta: str = typer.Option(None, "--beta", "-b", help="regularisation strength β >= 0, or 'auto'"),
+        beta: str = typer.Option(
+            None, "--beta", "-b",
+            help="regularisation strength β >= 0, or 'auto' (tuned on a holdout); "
+            f"default {_DEFAULTS['beta']:g}",
+        ),
         beta_grid: str = typer.Option(
             None, "--beta-grid", help="β values tried by --beta auto, e.g. 0.1,1,10"
+        ),
+        holdout_fraction: float = typer.Option(
+            None, "--holdout-fraction",
+            help="share of the labelled rows held out to tune β under --beta auto with --beta-folds 1; "
+            f"default {_DEFAULTS['holdout_fraction']}",
+        ),
+        beta_folds: int = typer.Option(
+            None, "--beta-folds", help="folds of the labelled rows for --beta auto (3; 1 = one holdout)"
         ),
         seed: int = typer.Option(None, "--seed", help="random seed (also picks the labelled rows)"),
         out: Path = typer.Option(None, "--out", "-o", help="run folder (default runs/<dataset>-...)"),
@@ -57,15 +61,34 @@ def register(app: typer.Typer) -> None:
         n_labels: int = typer.Option(None, "--n-labels", help="labelled training rows to keep"),
         n_unlabelled: int = typer.Option(None, "--n-unlabelled", help="unlabelled rows (default: the rest)"),
         use_unlabelled: bool = typer.Option(
-            None, "--use-unlabelled/--labelled-only", help="apply the objective to unlabelled rows too"
+            None,
+            "--use-unlabelled/--labelled-only",
+            help="apply the objective to unlabelled rows too (default: whenever the data has any)",
         ),
-        batch_size: int = typer.Option(None, "--batch-size", help="batch size (default 128)"),
-        lr: float = typer.Option(None, "--lr", help="student learning rate (default 1e-3)"),
-        objective_lr: float = typer.Option(None, "--objective-lr", help="lr of the objective's parameters"),
+        batch_size: int = typer.Option(
+            None, "--batch-size", help=f"batch size; default {_DEFAULTS['batch_size']}"
+        ),
+        unlabelled_batch_size: int = typer.Option(
+            None, "--unlabelled-batch-size",
+            help="unlabelled rows per step with --use-unlabelled; default: as many as --batch-size",
+        ),
+        lr: float = typer.Option(None, "--lr", help=f"student learning rate; default {_DEFAULTS['lr']:g}"),
+        weight_decay: float = typer.Option(
+            None, "--weight-decay",
+            help="weight decay (L2, in Adam) of the student and heads, never of AFT's μ; "
+            f"default {_DEFAULTS['weight_decay']:g}",
+        ),
+        schedule: str = typer.Option(
+            None, "--schedule",
+            help=f"learning-rate schedule: cosine or constant; default {_DEFAULTS['schedule']}",
+        ),
+        objective_lr: float = typer.Option(
+            None, "--objective-lr", help="lr of AFT's μ (default 1e-2); heads keep --lr"
+        ),
         student_option: list[str] = typer.Option(None, "--student-option", help="student option KEY=VALUE"),
         method_option: list[str] = typer.Option(None, "--method-option", help="objective option KEY=VALUE"),
-        dataset_option: list[str] = typer.Option(None, "--dataset-option", help="dataset option KEY=VALUE"),
-        device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto"),
+        dataset_option: list[str] = typer.Option(None, "--dataset-option", help=DATASET_OPTION_HELP),
+        device: str = typer.Option(None, "--device", help=DEVICE_HELP + "; default auto"),
         amp: bool = typer.Option(None, "--amp/--no-amp", help="mixed precision on CUDA (default on)"),
         augment: bool = typer.Option(None, "--augment/--no-augment", help="augment images (STL only)"),
         global_kernel: bool = typer.Option(
@@ -84,7 +107,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     ) -> None:
-        """Train a student (CE + β·R), tune β on a holdout if asked, and evaluate on the test split.
+        """Train a student (CE + β·R), tune β on the labelled rows if asked, and evaluate on the test split.
 
         Example: fusion-aft train --dataset rotten_tomatoes --student text_bow
         --teachers all-minilm-l6-v2,paraphrase-minilm-l3-v2 --method aft --beta auto
@@ -100,6 +123,11 @@ def register(app: typer.Typer) -> None:
             "method": method,
             "beta": beta,
             "beta_grid": parse_grid(beta_grid),
+            "holdout_fraction": holdout_fraction,
+            "unlabelled_batch_size": unlabelled_batch_size,
+            "weight_decay": weight_decay,
+            "schedule": schedule,
+            "beta_folds": beta_folds,
             "seed": seed,
             "out": out,
             "steps": steps,
@@ -155,19 +183,30 @@ def register(app: typer.Typer) -> None:
         table = Table(title="fusion-aft train", show_header=False)
         s = result.summary
         table.add_row("test accuracy", f"{result.test_accuracy:.4f} ({s.get('n_test', '?')} rows)")
+        choice = s.get("student_choice")
+        note = f" ({choice})" if choice not in (None, "given") else ""
+        table.add_row("student", f"{s.get('student')}{note}")
         table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
-        table.add_row("β", f"{result.beta:g}" + (" (chosen on the holdout)" if result.sweep else ""))
+        how = " (chosen by cross-validation, one-SE rule)" if result.sweep else ""
+        table.add_row("β", f"{result.beta:g}{how}")
         table.add_row("rows", f"{s.get('n_labelled')} labelled, {s.get('n_unlabelled')} unlabelled")
         table.add_row("steps", str(result.steps))
         table.add_row("wall time", f"{result.wall_time_s:.1f} s")
         table.add_row("run folder", str(result.run_dir))
         console.print(table)
         if result.sweep:
-            sweep = Table(title="β sweep (holdout accuracy)")
+            sw = result.sweep
+            title = f"β sweep ({sw['folds']} folds, {sw['candidate_steps']} steps per candidate)"
+            sweep = Table(title=title)
             sweep.add_column("β", justify="right")
+            sweep.add_column("holdout CE (mean ± SE)", justify="right")
             sweep.add_column("holdout acc", justify="right")
-            for c in result.sweep["candidates"]:
+            for c in sw["candidates"]:
                 mark = " ←" if c["beta"] == result.beta else ""
-                sweep.add_row(f"{c['beta']:g}", f"{c['holdout_accuracy']:.4f}{mark}")
+                sweep.add_row(
+                    f"{c['beta']:g}",
+                    f"{c['mean_cross_entropy']:.4f} ± {c['stderr_cross_entropy']:.4f}{mark}",
+                    f"{c['holdout_accuracy']:.4f}",
+                )
             console.print(sweep)
         err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from fusion_aft.data.locate import resolve_source
 from fusion_aft.data.records import UNLABELLED, Dataset, Record, Split
-from fusion_aft.errors import UserInputError
-from fusion_aft.registry import Registry
+from fusion_aft.data.registry import SourceInfo, register_dataset, registry
+from fusion_aft.errors import UnknownNameError, UserInputError
 
 __all__ = [
     "UNLABELLED",
@@ -40,58 +41,12 @@ __all__ = [
     "availability",
     "describe",
     "get",
-    "list",
     "load",
     "register_dataset",
     "registry",
 ]
 
 log = logging.getLogger(__name__)
-
-registry: Registry[Callable[..., Dataset]] = Registry("dataset", entry_point_group="fusion_aft.datasets")
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What ``describe()`` tells about a source without loading it.
-
-    Args:
-        fields: the input fields its records carry (``("image",)``, ``("text",)``, both).
-        summary: one line.
-        check: ``() -> None`` raising :class:`UserInputError` (naming the install command) when the
-            source cannot load here and now; ``None`` = always available.
-        cheap: loading with default options is fast enough to count classes and rows in listings.
-        needs_options: options without which it cannot load (``path`` for user files).
-    """
-
-    fields: tuple[str, ...] = ()
-    summary: str = ""
-    check: Callable[[], None] | None = None
-    cheap: bool = False
-    needs_options: tuple[str, ...] = field(default_factory=tuple)
-
-
-def register_dataset(
-    name: str | None = None,
-    factory: Callable[..., Dataset] | None = None,
-    *,
-    fields: tuple[str, ...] = (),
-    summary: str = "",
-    check: Callable[[], None] | None = None,
-    cheap: bool = False,
-    needs_options: tuple[str, ...] = (),
-    replace: bool = False,
-):
-    """Register a dataset factory ``(**options) -> Dataset``; without ``factory``, a decorator."""
-    if callable(name):  # used bare: @register_dataset
-        name, factory = None, name
-    info = SourceInfo(tuple(fields), summary, check, cheap, tuple(needs_options))
-
-    def add(target: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        target.__fusion_aft_source__ = info  # type: ignore[attr-defined]
-        return registry.register(name, target, replace=replace)
-
-    return add if factory is None else add(factory)
 
 
 _BUILTINS_LOADED = False
@@ -111,9 +66,14 @@ def list(pattern: str | None = None) -> builtins.list[str]:  # noqa: A001 - publ
 
 
 def get(name: str) -> Callable[..., Dataset]:
-    """The factory registered as ``name`` (UnknownNameError lists close matches)."""
+    """The factory registered as ``name``, or the source reading the path ``name`` (a ``.csv``, a
+    ``.jsonl``, a folder of class sub-folders); UnknownNameError lists close matches."""
     _ensure_builtins()
-    return registry.get(name)
+    try:
+        return registry.get(resolve_source(name, {}, name in registry)[0])
+    except UnknownNameError as exc:
+        hint = "or give a path: a .csv, a .jsonl or a folder of class sub-folders"
+        raise UnknownNameError(f"{exc}; {hint}") from None
 
 
 def info(name: str) -> SourceInfo:
@@ -122,21 +82,56 @@ def info(name: str) -> SourceInfo:
 
 
 def load(name: str, **options: Any) -> Dataset:
-    """Load dataset ``name`` with source ``options``; the result is checked (ids, labels, splits)."""
+    """Load dataset ``name`` with source ``options``; the result is checked (ids, labels, splits).
+
+    ``name`` may be a path: ``load("reviews.csv")`` is ``load("csv", path="reviews.csv")``; a
+    ``.jsonl`` file and a folder of class sub-folders (``image_folder``) work alike.
+    """
     from fusion_aft.data.validate import check_dataset
 
+    _ensure_builtins()
+    name, options = resolve_source(name, options, name in registry)
     factory = get(name)
     try:
         dataset = factory(**options)
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
-            raise UserInputError(f"dataset '{name}': {exc}") from None
+            raise UserInputError(f"dataset '{name}': {_bad_option(factory, exc)}") from None
         raise
+    except UserInputError as exc:
+        raise _naming_the_flag(exc, options) from None
     if not isinstance(dataset, Dataset):
         raise UserInputError(f"dataset source '{name}' returned {type(dataset).__name__}, not a Dataset")
     dataset.meta.setdefault("source", name)
     dataset.meta.setdefault("options", dict(options))
     return check_dataset(dataset)
+
+
+def _naming_the_flag(exc: UserInputError, options: dict[str, Any]) -> UserInputError:
+    """``exc``, naming the ``--dataset-option`` that set the value it complains about."""
+    message = str(exc)
+    named = [k for k in options if k != "path" and re.search(rf"\b{re.escape(k)}\b", message)]
+    if not named or "--dataset-option" in message:
+        return exc
+    hint = ", ".join(f"--dataset-option {k}=..." for k in named)
+    try:
+        return type(exc)(f"{message} (set by {hint})")
+    except TypeError:
+        return UserInputError(f"{message} (set by {hint})")
+
+
+def _bad_option(factory: Callable[..., Dataset], exc: TypeError) -> str:
+    """The unknown option and the ones the source takes, naming the flag that sets them."""
+    import inspect
+
+    bad = str(exc).rsplit("argument", 1)[-1].strip(" '\"")
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    known = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes = f"; it takes: {', '.join(known)}" if known else ""
+    return f"no option '{bad}' (--dataset-option {bad}=...){takes}"
 
 
 def availability(name: str) -> tuple[bool, str]:

@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fusion_aft.data.digest import digest_fields
+from fusion_aft.errors import UserInputError
+
 UNLABELLED = -1
 
 
@@ -36,7 +39,7 @@ class Split(Sequence[Record]):
     """An ordered collection of records, loaded lazily by index.
 
     Args:
-        name: split name (``train``, ``test``, ``holdout``, ``unlabelled`` ...).
+        name: split name (``train``, ``test``, ``unlabelled`` ...).
         ids: the sample ids, in order; must be unique.
         labels: integer labels aligned with ``ids`` (``-1`` = unlabelled).
         load_fields: ``index -> fields dict``; called lazily so large image sets stay on disk.
@@ -76,8 +79,6 @@ class Split(Sequence[Record]):
         """A digest of record ``index``'s content (fields and label)."""
         if self._content_digest is not None:
             return self._content_digest(index)
-        from fusion_aft.data.fingerprint import digest_fields
-
         return digest_fields(self._load_fields(index), self.labels[index])
 
     def subset(self, indices: Sequence[int], name: str | None = None) -> Split:
@@ -138,22 +139,14 @@ class Dataset:
         return len(self.classes)
 
     def split(self, name: str) -> Split:
-        """The split called ``name``; ``holdout`` and ``train_minus_holdout`` are derived.
-
-        The derived pair is ``fusion_aft.data.splits.holdout(train, 0.1, seed=0)``, made once.
-        """
+        """The split called ``name``."""
         if name in self.splits:
             return self.splits[name]
-        if name in ("holdout", "train_minus_holdout") and "train" in self.splits:
-            from fusion_aft.data.splits import holdout
-
-            derived = self.__dict__.get("_derived_holdout")
-            if derived is None:
-                derived = holdout(self.splits["train"], 0.1, seed=0)
-                self.__dict__["_derived_holdout"] = derived
-            return derived[0] if name == "train_minus_holdout" else derived[1]
-        from fusion_aft.errors import UserInputError
-
+        if name in ("holdout", "train_minus_holdout"):
+            raise UserInputError(
+                f"dataset '{self.name}' has no split '{name}': the holdout is the trainer's, set by "
+                "holdout_fraction (and seed) of the training config, or use fusion_aft.data.splits.holdout"
+            )
         raise UserInputError(
             f"dataset '{self.name}' has no split '{name}'; it has: {', '.join(self.splits)}"
         )

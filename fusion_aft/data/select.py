@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["stratified_choice", "stratified_partition"]
+__all__ = ["stratified_choice", "stratified_folds", "stratified_partition"]
 
 
 def stratified_choice(labels: Sequence[int] | np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -46,3 +46,23 @@ def stratified_partition(
     mask = np.ones(len(labels), dtype=bool)
     mask[chosen] = False
     return np.flatnonzero(mask), chosen
+
+
+def stratified_folds(labels: Sequence[int] | np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """``k`` disjoint sorted index arrays covering ``range(len(labels))``, stratified by label.
+
+    Within each label (in label order) the rows of one seeded permutation are dealt to the folds
+    in turn, starting where the previous label stopped, so fold sizes differ by at most one and
+    every label is spread as evenly as its count allows.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    if not 1 <= k <= len(y):
+        raise ValueError(f"cannot make {k} folds of {len(y)} rows")
+    perm = np.random.default_rng(seed).permutation(len(y))
+    fold_of = np.empty(len(y), dtype=np.int64)
+    start = 0
+    for c in np.unique(y):
+        rows = perm[y[perm] == c]
+        fold_of[rows] = (start + np.arange(len(rows))) % k
+        start += len(rows)
+    return [np.flatnonzero(fold_of == f) for f in range(k)]

@@ -6,13 +6,15 @@ the derived ones (look them up by id), and both are deterministic given ``seed``
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fusion_aft.data.records import UNLABELLED, Split
-from fusion_aft.data.select import stratified_choice, stratified_partition
+from fusion_aft.data.select import stratified_choice, stratified_folds, stratified_partition
 from fusion_aft.errors import UserInputError
 
-__all__ = ["holdout", "label_budget"]
+__all__ = ["concat", "holdout", "kfold", "label_budget", "unlabelled_pool"]
 
 
 def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
@@ -33,6 +35,30 @@ def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, 
     return split.subset(fit_idx.tolist(), f"{split.name}_minus_holdout"), split.subset(
         hold_idx.tolist(), hold_name
     )
+
+
+def kfold(split: Split, k: int, seed: int = 0) -> list[tuple[Split, Split]]:
+    """``k`` pairs ``(fit, holdout)``: stratified folds of ``split``, each row held out exactly once.
+
+    Fold ``f``'s holdout is the ``f``-th fold, its fit part the other ``k - 1`` (source order kept).
+    """
+    if k < 2:
+        raise UserInputError(f"k-fold selection needs k >= 2 folds, got {k}")
+    if len(split) < k:
+        raise UserInputError(
+            f"split '{split.name}' has {len(split)} rows, too few for {k} folds; use fewer folds or more rows"
+        )
+    folds = stratified_folds(split.labels, k, seed)
+    pairs = []
+    for f, hold_idx in enumerate(folds):
+        fit_idx = np.sort(np.concatenate([folds[g] for g in range(k) if g != f]))
+        pairs.append(
+            (
+                split.subset(fit_idx.tolist(), f"{split.name}_fold{f}_fit"),
+                split.subset(hold_idx.tolist(), f"{split.name}_fold{f}_holdout"),
+            )
+        )
+    return pairs
 
 
 def label_budget(
@@ -65,3 +91,36 @@ def label_budget(
     unlabelled = split.subset(rest.tolist(), "unlabelled")
     unlabelled = unlabelled.relabel([UNLABELLED] * len(unlabelled), "unlabelled")
     return split.subset(chosen.tolist(), "labelled"), unlabelled
+
+
+class _Joined:
+    """``i -> fn of the part holding row i`` (picklable, for the loaders and digests of :func:`concat`)."""
+
+    def __init__(self, parts: list[Split], digest: bool) -> None:
+        self.parts = parts
+        self.digest = digest
+        self.starts = np.cumsum([0] + [len(p) for p in parts]).tolist()
+
+    def __call__(self, i: int) -> Any:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        part, j = self.parts[k], i - self.starts[k]
+        return part.content_digest(j) if self.digest else part._load_fields(j)
+
+
+def concat(parts: list[Split], name: str) -> Split:
+    """The rows of ``parts`` one after the other (ids must stay unique)."""
+    ids = [i for p in parts for i in p.ids]
+    if len(set(ids)) != len(ids):
+        raise UserInputError(f"splits {[p.name for p in parts]} share sample ids; they cannot be joined")
+    labels = [v for p in parts for v in p.labels]
+    return Split(name, ids, labels, _Joined(list(parts), False), _Joined(list(parts), True))
+
+
+def unlabelled_pool(parts: list[Split | None]) -> Split | None:
+    """The unlabelled rows of ``parts`` (hidden labels and a dataset's own unlabelled rows) as one
+    split whose labels are all ``-1``; None when there are none."""
+    rows = [p for p in parts if p is not None and len(p)]
+    if not rows:
+        return None
+    pool = rows[0] if len(rows) == 1 else concat(rows, "unlabelled")
+    return pool.relabel([UNLABELLED] * len(pool), "unlabelled")

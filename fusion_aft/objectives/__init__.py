@@ -34,7 +34,6 @@ __all__ = [
     "create",
     "from_config",
     "get",
-    "list",
     "option_names",
     "register_objective",
 ]

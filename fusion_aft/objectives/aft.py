@@ -76,6 +76,7 @@ class AFT(Objective):
 
     needs_pairs = True
     param_lr = 1e-2
+    decays = False  # the only parameters are μ's
 
     def __init__(
         self,

@@ -38,6 +38,9 @@ class Objective(nn.Module):
     name: str = "objective"
     #: default learning rate of this objective's own parameters; ``None`` = the student's lr
     param_lr: float | None = None
+    #: whether weight decay applies to this objective's own parameters; False for feature weights
+    #: μ, which decay would pull toward one fixed value instead of letting the task choose them
+    decays: bool = True
     #: True when the loss compares examples within the batch (needs B >= 2)
     needs_pairs: bool = False
     #: True when the objective uses teacher features at all (``none`` does not)
@@ -94,12 +97,19 @@ class Objective(nn.Module):
         return out
 
     def param_groups(self, student_lr: float) -> list[dict]:
-        """Optimiser groups for this objective's parameters (empty if it has none)."""
+        """Optimiser groups for this objective's parameters (empty if it has none).
+
+        ``own_lr`` marks a group with a learning rate of its own (the trainer's ``objective_lr``
+        replaces it); ``weight_decay`` 0 keeps a group out of weight decay.
+        """
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             return []
         lr = self.param_lr if self.param_lr is not None else student_lr
-        return [{"params": params, "lr": lr, "name": "objective"}]
+        group = {"params": params, "lr": lr, "name": "objective", "own_lr": self.param_lr is not None}
+        if not self.decays:
+            group["weight_decay"] = 0.0
+        return [group]
 
     #: True when :meth:`fit` must run on the training bank before the first step
     needs_fit: bool = False
@@ -215,6 +225,21 @@ class Objective(nn.Module):
 
 
 # -- input checks --------------------------------------------------------------------------------
+def feature_block(features: Any, sl: slice) -> torch.Tensor:
+    """Columns ``sl`` of ``features``: a tensor/array, or a lazy view with ``block(slice)`` (the
+    trainer's :class:`~fusion_aft.bank.joint.BankRows`, which reads one teacher from disk)."""
+    block = getattr(features, "block", None)
+    if block is not None:
+        return block(sl)
+    return torch.as_tensor(features)[:, sl]
+
+
+def feature_shape(features: Any) -> tuple[int, ...]:
+    """The shape of a tensor, an array or a lazy view (without reading a lazy view)."""
+    shape = getattr(features, "shape", None)
+    return tuple(shape) if shape is not None else tuple(torch.as_tensor(features).shape)
+
+
 def _positive_int(value: Any, what: str) -> int:
     try:
         out = int(value)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import torch
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.objectives.base import Metrics, Objective
+from fusion_aft.objectives.base import Metrics, Objective, feature_block, feature_shape
 from fusion_aft.objectives.logme import logme
 from fusion_aft.objectives.registry import register_objective
 
@@ -77,21 +77,28 @@ class BTuning(Objective):
 
     def fit(self, teacher_features: torch.Tensor, labels: torch.Tensor,
             student_features: torch.Tensor | None = None) -> None:
-        """Run LogME on the labelled rows for every teacher block and for the student features."""
+        """Run LogME on the labelled rows for every teacher block and for the student features.
+
+        ``teacher_features`` is a ``[N, dψ]`` tensor or a lazy view of the bank (``block(slice)``):
+        each teacher's block is read in turn, on the host for the bank, never the whole bank at once.
+        """
         if student_features is None:
             raise UserInputError("objective 'btune': fit() needs student_features (the student's features at "
                                  "initialisation on the same rows)")
-        psi = torch.as_tensor(teacher_features)
-        phi = torch.as_tensor(student_features).to(psi.device)
-        y = torch.as_tensor(labels).to(device=psi.device, dtype=torch.long).reshape(-1)
-        if psi.ndim != 2 or psi.shape[1] != self.teacher_dim:
+        lazy = hasattr(teacher_features, "block")
+        psi = teacher_features if lazy else torch.as_tensor(teacher_features)
+        where = torch.device("cpu") if lazy else psi.device
+        phi = torch.as_tensor(student_features).to(where)
+        y = torch.as_tensor(labels).to(device=where, dtype=torch.long).reshape(-1)
+        shape = feature_shape(psi)
+        if len(shape) != 2 or shape[1] != self.teacher_dim:
             raise UserInputError(f"objective 'btune': teacher features must be [N, {self.teacher_dim}], "
-                                 f"got {tuple(psi.shape)}")
+                                 f"got {shape}")
         if phi.ndim != 2 or phi.shape[1] != self.student_dim:
             raise UserInputError(f"objective 'btune': student features must be [N, {self.student_dim}], "
                                  f"got {tuple(phi.shape)}")
-        if not psi.shape[0] == phi.shape[0] == y.shape[0]:
-            raise UserInputError(f"objective 'btune': fit() got {psi.shape[0]} teacher rows, {phi.shape[0]} "
+        if not shape[0] == phi.shape[0] == y.shape[0]:
+            raise UserInputError(f"objective 'btune': fit() got {shape[0]} teacher rows, {phi.shape[0]} "
                                  f"student rows and {y.shape[0]} labels; give the same rows to all three")
         labelled = y >= 0
         n_lab = int(labelled.sum())
@@ -101,7 +108,7 @@ class BTuning(Objective):
         c = self.num_classes if self.num_classes is not None else int(y_lab.max()) + 1
         scores, blocks = [], []
         for name, sl in self.teacher_slices().items():
-            res = logme(psi[labelled][:, sl], y_lab, c)
+            res = logme(feature_block(psi, sl).to(where)[labelled], y_lab, c)
             scores.append(res.evidence)
             blocks.append(res.weights)
             log.info("btune: LogME of %s = %.4f", name, res.evidence)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.objectives.base import Metrics, Objective
+from fusion_aft.objectives.base import Metrics, Objective, feature_block, feature_shape
 from fusion_aft.objectives.registry import register_objective
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ def train_autoencoder(model: Paraphraser, x: torch.Tensor, *, lr: float, batch_s
                       patience: int, val_fraction: float, seed: int) -> FitReport:
     """Fit ``model`` to reconstruct ``x`` (MSE) with Adam; stop when the validation loss has not
     improved for ``patience`` epochs; restore the weights of the best validation epoch."""
+    device = next(model.parameters()).device
     train_idx, val_idx = validation_split(x.shape[0], val_fraction, seed)
-    x_train, x_val = x[train_idx], x[val_idx]
+    x_train, x_val = x[train_idx], x[val_idx].to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed) + 1)
     report = FitReport()
@@ -75,9 +76,9 @@ def train_autoencoder(model: Paraphraser, x: torch.Tensor, *, lr: float, batch_s
     best_state = copy.deepcopy(model.state_dict())
     for epoch in range(1, max_epochs + 1):
         model.train()
-        total = x.new_zeros(())
+        total = x_val.new_zeros(())
         for idx in torch.randperm(x_train.shape[0], generator=gen).split(batch_size):
-            batch = x_train[idx.to(x.device)]
+            batch = x_train[idx.to(x.device)].to(device, non_blocking=True)
             loss = F.mse_loss(model(batch), batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -170,20 +171,26 @@ class FactorTransfer(Objective):
 
     def fit(self, teacher_features: torch.Tensor, labels: torch.Tensor | None = None,
             student_features: torch.Tensor | None = None) -> None:
-        """Train one paraphraser per teacher on ``teacher_features`` (labels are not used)."""
-        feats = torch.as_tensor(teacher_features)
-        if feats.ndim != 2 or feats.shape[1] != self.teacher_dim:
+        """Train one paraphraser per teacher on ``teacher_features`` (labels are not used).
+
+        ``teacher_features`` is a ``[N, dψ]`` tensor or a lazy view of the bank (``block(slice)``):
+        each teacher's block is read in turn and stays where it is read (the host, for the bank);
+        only the mini-batches and the validation rows move to the paraphrasers' device.
+        """
+        shape = feature_shape(teacher_features)
+        if len(shape) != 2 or shape[1] != self.teacher_dim:
             raise UserInputError(f"objective 'ft': fit() expects teacher features [N, {self.teacher_dim}], "
-                                 f"got shape {tuple(feats.shape)}")
-        if not bool(torch.isfinite(feats).all()):
-            raise UserInputError("objective 'ft': fit() got teacher features with NaN or Inf values")
+                                 f"got shape {shape}")
         opts = self._options
-        device = self.translator[0].weight.device
         dtype = self.translator[0].weight.dtype
         with torch.enable_grad():
             pairs = zip(self.paraphrasers.items(), self.teacher_slices().values(), strict=True)
             for (name, model), sl in pairs:
-                x = feats[:, sl].to(device=device, dtype=dtype)
+                x = feature_block(teacher_features, sl).to(dtype=dtype)
+                if not bool(torch.isfinite(x).all()):
+                    raise UserInputError(
+                        f"objective 'ft': fit() got teacher features of '{name}' with NaN or Inf values"
+                    )
                 model.requires_grad_(True)
                 report = train_autoencoder(model, x, lr=opts["lr"], batch_size=opts["batch_size"],
                                            max_epochs=opts["max_epochs"], patience=opts["patience"],

@@ -69,12 +69,14 @@ class AFTNoKernel(Objective):
         return self.weights.by_teacher()
 
     def param_groups(self, student_lr: float) -> list[dict]:
-        """μ at ``mu_lr``; the projection at the student's lr."""
+        """μ at ``mu_lr`` (its own lr, never decayed); the projection at the student's lr."""
         groups = []
         mu_params = [p for p in self.weights.parameters() if p.requires_grad]
         if mu_params:
-            groups.append({"params": mu_params, "lr": self.mu_lr, "name": "objective/mu"})
-        groups.append({"params": list(self.proj.parameters()), "lr": student_lr, "name": "objective/head"})
+            mu_group = {"params": mu_params, "lr": self.mu_lr, "name": "objective/mu", "own_lr": True}
+            groups.append({**mu_group, "weight_decay": 0.0})
+        head = list(self.proj.parameters())
+        groups.append({"params": head, "lr": student_lr, "name": "objective/head", "own_lr": False})
         return groups
 
     def compute(self, student: torch.Tensor, teacher: torch.Tensor | None) -> tuple[torch.Tensor, Metrics]:

@@ -19,20 +19,21 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from fusion_aft.errors import UserInputError
 from fusion_aft.students import small as _small  # noqa: F401  (registers mlp, small_cnn)
 from fusion_aft.students import text as _text  # noqa: F401  (registers text_cnn, text_bow)
 from fusion_aft.students.base import Student, move_to
+from fusion_aft.students.defaults import DEFAULT_STUDENTS, default_student
 from fusion_aft.students.io import count_parameters, load_student, read_student_info, save_student
-from fusion_aft.students.registry import STUDENTS, register_student
+from fusion_aft.students.registry import STUDENTS, create, register_student
 
 __all__ = [
+    "DEFAULT_STUDENTS",
     "STUDENTS",
     "Student",
     "count_parameters",
     "create",
+    "default_student",
     "get",
-    "list",
     "load_student",
     "move_to",
     "read_student_info",
@@ -51,25 +52,6 @@ def get(name: str) -> Any:
     return STUDENTS.get(name)
 
 
-def create(name: str, num_classes: int, **options: Any) -> Student:
-    """Build student ``name`` with ``num_classes`` outputs; ``options`` go to its factory.
-
-    Unknown options are a :class:`UserInputError` naming the student, never silently ignored.
-    """
-    factory = STUDENTS.get(name)
-    try:
-        student = factory(num_classes=int(num_classes), **options)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc) or "positional argument" in str(exc):
-            raise UserInputError(
-                f"student '{name}': {exc}; see help(fusion_aft.students.get('{name}'))"
-            ) from None
-        raise
-    if not isinstance(student, Student):
-        raise TypeError(f"student factory '{name}' returned {type(student).__name__}, not a Student")
-    student.name = name
-    return student
-
-
 from fusion_aft.students import hf_student as _hf  # noqa: E402,F401  (registers hf)
+from fusion_aft.students import pretrained as _pretrained  # noqa: E402,F401  (text_glove, image_lite0)
 from fusion_aft.students import timm_student as _timm  # noqa: E402,F401  (registers timm)

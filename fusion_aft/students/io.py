@@ -17,7 +17,7 @@ import torch
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.students.base import Student
-from fusion_aft.students.registry import STUDENTS
+from fusion_aft.students.registry import STUDENTS, create
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,6 @@ def load_student(folder: str | Path, device: str | torch.device = "cpu") -> Stud
     are set from the JSON.
     """
     from safetensors.torch import load_model
-
-    from fusion_aft.students import create
 
     folder = Path(folder)
     info = read_student_info(folder)

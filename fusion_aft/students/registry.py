@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
-from fusion_aft.registry import Registry
+from typing import Any
 
-STUDENTS: Registry = Registry("student", entry_point_group="fusion_aft.students")
+from fusion_aft.errors import UnknownNameError, UserInputError
+from fusion_aft.registry import Registry
+from fusion_aft.students.base import Student
+
+
+class _StudentRegistry(Registry):
+    """Students are few: an unknown name lists every registered one, close matches first."""
+
+    def unknown(self, name: str) -> UnknownNameError:
+        near = super().unknown(name)
+        return UnknownNameError(f"{near}; registered students: {', '.join(self.names())}")
+
+
+STUDENTS: Registry = _StudentRegistry("student", entry_point_group="fusion_aft.students")
 
 #: Decorator (or call) adding a student factory: ``@register_student("my_net")``.
 register_student = STUDENTS.register
+
+
+def create(name: str, num_classes: int, **options: Any) -> Student:
+    """Build student ``name`` with ``num_classes`` outputs; ``options`` go to its factory.
+
+    Unknown options are a :class:`UserInputError` naming the student, never silently ignored.
+    """
+    factory = STUDENTS.get(name)
+    try:
+        student = factory(num_classes=int(num_classes), **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc) or "positional argument" in str(exc):
+            raise UserInputError(
+                f"student '{name}': {exc}; see help(fusion_aft.students.get('{name}'))"
+            ) from None
+        raise
+    if not isinstance(student, Student):
+        raise TypeError(f"student factory '{name}' returned {type(student).__name__}, not a Student")
+    student.name = name
+    return student

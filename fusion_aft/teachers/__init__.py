@@ -2,7 +2,7 @@
 
 Public functions::
 
-    fusion_aft.teachers.list(modality=None, pattern=None)   -> sorted card names
+    fusion_aft.teachers.list(pattern=None, modality=None)   -> sorted card names
     fusion_aft.teachers.get("efficientnet-lite0?image_size=96") -> TeacherCard
     fusion_aft.teachers.load("all-minilm-l6-v2", device="cpu")  -> Teacher
     fusion_aft.teachers.available("glove-6b-50d")               -> (True, "…")
@@ -47,7 +47,6 @@ __all__ = [
     "add_card",
     "available",
     "get",
-    "list",
     "load",
     "register_kind",
     "register_teacher",
@@ -58,9 +57,10 @@ __all__ = [
 MODALITIES = ("image", "text", "image+text")
 
 
-def list(modality: str | None = None, pattern: str | None = None) -> builtins.list[str]:  # noqa: A001
-    """Sorted teacher names, optionally only those taking ``modality`` and matching ``pattern``.
+def list(pattern: str | None = None, modality: str | None = None) -> builtins.list[str]:  # noqa: A001
+    """Sorted teacher names, optionally only those matching ``pattern`` and taking ``modality``.
 
+    The pattern comes first, as in ``objectives.list``, ``students.list`` and ``datasets.list``.
     ``modality`` is ``image``, ``text`` or ``image+text``; ``image`` and ``text`` also match
     ``image+text`` teachers (they have that tower). ``pattern`` is a shell wildcard (``'dinov2*'``).
     """

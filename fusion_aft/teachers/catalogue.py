@@ -129,7 +129,7 @@ def broken_cards() -> dict[str, UserInputError]:
 
 def reload() -> None:
     """Forget every card and plugin and scan again (after changing ``FUSION_AFT_REGISTRY``)."""
-    from fusion_aft.teachers.python_teacher import PYTHON_OBJECTS
+    from fusion_aft.teachers.python_objects import PYTHON_OBJECTS
 
     python_cards = {n: c for n, c in CARDS._entries.items() if c.kind == "python" and n in PYTHON_OBJECTS}
     CARDS._entries.clear()

@@ -30,11 +30,10 @@ from fusion_aft.teachers.base import Teacher
 from fusion_aft.teachers.card import TeacherCard, card_from_dict
 from fusion_aft.teachers.catalogue import CARDS, builtin_kind
 from fusion_aft.teachers.digest import combine
+from fusion_aft.teachers.python_objects import PYTHON_OBJECTS
 
 __all__ = ["PYTHON_OBJECTS", "FunctionTeacher", "register_teacher"]
 
-#: Registered Python teachers: card model name -> Teacher subclass or function.
-PYTHON_OBJECTS: dict[str, Any] = {}
 
 
 def register_teacher(

@@ -168,7 +168,7 @@ def check(card: TeacherCard) -> tuple[bool, str]:
                 return False, f"not in the local Hugging Face cache; {how_to_get(card)}"
             return True, f"cached at {cached.parent}"
         if w.source == "python":
-            from fusion_aft.teachers.python_teacher import PYTHON_OBJECTS
+            from fusion_aft.teachers.python_objects import PYTHON_OBJECTS
 
             if card.model in PYTHON_OBJECTS:
                 return True, "registered in this process"

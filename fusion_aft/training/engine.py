@@ -1,6 +1,6 @@
 """One training run: student + objective, ``loss = CE(labelled rows) + β · R(all rows)``.
 
-This is the loop of Qiu et al. 2024 (§3, Eq. 5; DESIGN.md §1 steps 6–7): one Adam optimiser
+This is the loop of Qiu et al. 2024 (§3, Eq. 5; docs/design.md §1 steps 6–7): one Adam optimiser
 whose groups are the student and the objective's own parameters (AFT's ``s``), both minimised
 in the same backward pass and decayed by the same cosine schedule. Teacher features come from
 the bank, computed once on un-augmented inputs. The loop syncs with the device only at logging
@@ -93,8 +93,9 @@ def build_optimizer(cfg: TrainConfig, student: nn.Module, objective: Any) -> tor
     for group in objective.param_groups(cfg.lr):
         group = dict(group)
         group.setdefault("name", "objective")
-        # only parameters with an lr of their own (AFT's s); heads that follow the student keep its lr
-        if cfg.objective_lr is not None and objective.param_lr is not None:
+        # only groups with an lr of their own (AFT's μ); heads that follow the student keep its lr
+        own_lr = group.pop("own_lr", objective.param_lr is not None)
+        if cfg.objective_lr is not None and own_lr:
             group["lr"] = cfg.objective_lr
         groups.append(group)
     params = [p for g in groups for p in g["params"]]
@@ -340,6 +341,26 @@ def evaluate(student: nn.Module, split: Split, cfg: TrainConfig, device: torch.d
 
 
 @torch.no_grad()
+def holdout_scores(
+    student: nn.Module, split: Split, cfg: TrainConfig, device: torch.device
+) -> dict[str, float]:
+    """``accuracy`` and mean ``cross_entropy`` (nats per row) on a labelled ``split``."""
+    if len(split) == 0:
+        raise UserInputError(f"cannot evaluate on the empty split '{split.name}'")
+    labels = torch.tensor(split.labels, dtype=torch.long)
+    if bool((labels < 0).any()):
+        raise UserInputError(f"split '{split.name}' has unlabelled rows; it cannot be used for evaluation")
+    student.eval()
+    logits = []
+    for batch in eval_loader(split, student, cfg.eval_batch_size, cfg.num_workers):
+        logits.append(student(batch.to(device, non_blocking=True).inputs)[0].float().cpu())
+    out = torch.cat(logits)
+    ce = F.cross_entropy(out.double(), labels, reduction="mean")
+    # accuracy as evaluate() computes it, so the two agree to the last digit
+    return {"accuracy": float((out.argmax(-1) == labels).float().mean()), "cross_entropy": float(ce)}
+
+
+@torch.no_grad()
 def _fit_objective(spec: FitSpec, student: nn.Module, objective: Any) -> None:
     """Run ``objective.fit`` on every training row (FT's autoencoders, B-Tuning's LogME)."""
     splits = [spec.labelled] + ([spec.unlabelled] if spec.unlabelled is not None else [])
@@ -349,7 +370,8 @@ def _fit_objective(spec: FitSpec, student: nn.Module, objective: Any) -> None:
         dtype=torch.long,
         device=spec.device,
     )
-    teacher = spec.bank.tensor(ids, spec.device).float() if spec.bank is not None else None
+    # read one teacher block at a time from the memory maps, never the whole bank onto the device
+    teacher = spec.bank.lazy_rows(ids) if spec.bank is not None else None
     student.eval()
     feats = []
     for split in splits:

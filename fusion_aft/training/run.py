@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -19,11 +20,12 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
+from fusion_aft.data.records import UNLABELLED
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config
 from fusion_aft.training.distributed import rank_setup
-from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit
+from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit, total_steps_for
 from fusion_aft.training.progress import MetricsLog, read_metrics
 from fusion_aft.training.sweep import run_sweep
 
@@ -66,7 +68,9 @@ def resolve_device(name: str) -> torch.device:
 
 def default_run_dir(cfg: TrainConfig) -> Path:
     beta = "auto" if cfg.beta == "auto" else f"{cfg.beta:g}"
-    return Path("runs") / f"{cfg.dataset}-{cfg.student}-{cfg.method}-beta{beta}-seed{cfg.seed}"
+    from fusion_aft.data.locate import short_name
+
+    return Path("runs") / f"{short_name(cfg.dataset)}-{cfg.student}-{cfg.method}-beta{beta}-seed{cfg.seed}"
 
 
 def config_diff(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
@@ -167,6 +171,7 @@ def train(
             f"{cfg.batch_size}"
         )
     check_names(cfg, uses_teachers)
+    cfg, dataset, student_choice = choose_student(cfg)
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.out) if cfg.out is not None else default_run_dir(cfg)
     cfg, device, run_dir = rank_setup(cfg, device, run_dir)  # torchrun: rank 0 owns run_dir
@@ -190,7 +195,7 @@ def train(
         if finished is not None:
             log.info("run %s had already finished; returning its result", run_dir)
             return finished
-        return _train(cfg, uses_teachers, device, run_dir, list(callbacks))
+        return _train(cfg, uses_teachers, device, run_dir, list(callbacks), dataset, student_choice)
     except UserInputError:
         refused = True
         raise
@@ -206,7 +211,8 @@ def check_names(cfg: TrainConfig, uses_teachers: bool) -> None:
     import fusion_aft.students as students
 
     datasets.get(cfg.dataset)
-    students.get(cfg.student)
+    if cfg.student is not None:
+        students.get(cfg.student)
     if uses_teachers:
         from fusion_aft import teachers
 
@@ -225,34 +231,77 @@ def discard_unstarted_run(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def choose_student(cfg: TrainConfig) -> tuple[TrainConfig, Any, str]:
+    """``(config with a student, the loaded dataset or None, how the student was chosen)``.
+
+    Without a student the dataset is loaded to read its modality, and the default student of that
+    modality (:data:`fusion_aft.students.DEFAULT_STUDENTS`) is used; the choice is logged and
+    recorded in the run folder.
+    """
+    if cfg.student is not None:
+        return cfg, None, "given"
+    import fusion_aft.data as datasets
+    from fusion_aft.students import default_student
+
+    dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
+    name, modality = default_student(dataset.fields)
+    choice = f"default for {modality} datasets"
+    log.info("no student given: training '%s', the %s (fusion_aft.students.DEFAULT_STUDENTS)", name, choice)
+    return cfg.model_copy(update={"student": name}), dataset, choice
+
+
 def _train(
-    cfg: TrainConfig, uses_teachers: bool, device: torch.device, run_dir: Path, callbacks: list[Callback]
+    cfg: TrainConfig,
+    uses_teachers: bool,
+    device: torch.device,
+    run_dir: Path,
+    callbacks: list[Callback],
+    dataset: Any = None,
+    student_choice: str = "given",
 ) -> TrainResult:
     import fusion_aft.data as datasets
-    from fusion_aft.data.splits import holdout, label_budget
+    import fusion_aft.objectives
+    from fusion_aft.data.splits import concat, holdout, kfold, label_budget, unlabelled_pool
 
     t0 = time.perf_counter()
-    dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
+    if dataset is None:
+        dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
     train_split = dataset.split("train")
+    own = dataset.splits.get("unlabelled")  # a dataset's own unlabelled rows: never a class, never test
     if cfg.n_labels is not None:
-        labelled, unlabelled = label_budget(
-            train_split, cfg.n_labels, seed=cfg.seed, n_unlabelled=cfg.n_unlabelled
-        )
+        # n_unlabelled counts every unlabelled row: hidden labels first, then the dataset's own
+        cap = None if cfg.n_unlabelled is None else min(cfg.n_unlabelled, len(train_split) - cfg.n_labels)
+        labelled, hidden = label_budget(train_split, cfg.n_labels, seed=cfg.seed, n_unlabelled=cap)
+        if cap is not None and own is not None:
+            own = _draw(own, cfg.n_unlabelled - cap, cfg.seed)
     else:
-        labelled, unlabelled = train_split, None
-    if not cfg.use_unlabelled:
+        unl_rows = [i for i, y in enumerate(train_split.labels) if y == UNLABELLED]
+        keep = [i for i, y in enumerate(train_split.labels) if y != UNLABELLED]
+        labelled = train_split.subset(keep, "labelled") if unl_rows else train_split
+        hidden = train_split.subset(unl_rows, "unlabelled") if unl_rows else None
+    unlabelled = unlabelled_pool([hidden, own])
+    if unlabelled is None and cfg.use_unlabelled:
+        raise UserInputError(
+            f"use_unlabelled is set but dataset '{cfg.dataset}' has no unlabelled rows; give n_labels "
+            "(the rest of the training rows become unlabelled), add rows with an empty label or an "
+            "unlabelled/ folder, or drop use_unlabelled"
+        )
+    if cfg.use_unlabelled is False:
         unlabelled = None
-    elif not uses_teachers:
+    elif unlabelled is not None and not uses_teachers:
         log.info(
             "method '%s' uses no teachers: the unlabelled rows would add nothing; skipping them", cfg.method
         )
         unlabelled = None
-    if unlabelled is not None and len(unlabelled) == 0:
-        unlabelled = None
+    elif unlabelled is not None:
+        log.info("the regulariser also sees %d unlabelled rows (cross-entropy never does)", len(unlabelled))
     bank = None
     if uses_teachers:
-        bank = ensure_bank(cfg, dataset, train_split, device)
-    _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank)
+        # the dataset's own unlabelled rows need teacher features too: one bank over both splits
+        with_own = own is not None and len(own) and unlabelled is not None
+        rows = concat([train_split, own], "train+unlabelled") if with_own else "train"
+        bank = ensure_bank(cfg, dataset, rows, device)
+    _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank, student_choice)
     spec = FitSpec(
         cfg=cfg,
         beta=0.0,
@@ -271,8 +320,14 @@ def _train(
             log.info("method '%s' has no regulariser: β has no effect, so no sweep is run", cfg.method)
         beta = 0.0
     elif cfg.beta == "auto":
-        fit_part, hold = holdout(labelled, cfg.holdout_fraction, seed=cfg.seed)
-        sweep = run_sweep(replace(spec, labelled=fit_part), cfg.beta_grid, hold, run_dir, cfg.resume)
+        if cfg.beta_folds == 1:
+            folds = [holdout(labelled, cfg.holdout_fraction, seed=cfg.seed)]
+        else:
+            folds = kfold(labelled, cfg.beta_folds, seed=cfg.seed)
+        needs_pairs = bool(getattr(fusion_aft.objectives.get(cfg.method), "needs_pairs", False))
+        final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
+        candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
+        sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])
@@ -295,6 +350,7 @@ def _train(
         "resumed_from_step": out.resumed_from,
         "dataset": cfg.dataset,
         "student": cfg.student,
+        "student_choice": student_choice,
         "method": cfg.method,
         "teachers": list(cfg.teachers) if uses_teachers else [],
         "seed": cfg.seed,
@@ -306,6 +362,8 @@ def _train(
     }
     if sweep is not None:
         summary["best_holdout_accuracy"] = sweep["best_holdout_accuracy"]
+        summary["best_holdout_cross_entropy"] = sweep["best_cross_entropy"]
+        summary["sweep_wall_time_s"] = sweep["sweep_wall_time_s"]
     save_artefacts(run_dir, cfg, out, dataset, summary)
     from fusion_aft.training.provenance import provenance
 
@@ -327,7 +385,13 @@ def _train(
 
 
 def _write_resolved(
-    run_dir: Path, cfg: TrainConfig, device: torch.device, labelled: Any, unlabelled: Any, bank: Any
+    run_dir: Path,
+    cfg: TrainConfig,
+    device: torch.device,
+    labelled: Any,
+    unlabelled: Any,
+    bank: Any,
+    student_choice: str = "given",
 ) -> None:
     """Add what the config left open (device, steps, row counts, widths) to ``config.json``."""
     import fusion_aft.objectives as objectives
@@ -338,6 +402,7 @@ def _write_resolved(
     data = cfg.model_dump(mode="json")
     data["resolved"] = {
         "device": str(device),
+        "student": {"name": cfg.student, "choice": student_choice},
         "steps": total_steps_for(cfg, len(labelled), needs_pairs, n_unl > 0),
         "n_labelled": len(labelled),
         "n_unlabelled": n_unl,
@@ -346,17 +411,29 @@ def _write_resolved(
     }
     if cfg.beta == "auto":
         data["resolved"]["beta_grid"] = list(cfg.beta_grid)
+        data["resolved"]["beta_folds"] = cfg.beta_folds
     atomic_write_json(run_dir / CONFIG_FILE, data)
 
 
-def ensure_bank(cfg: TrainConfig, dataset: Any, train_split: Any, device: torch.device) -> Any:
-    """The joint bank of the teachers over the whole training split (extracted if missing)."""
+def _draw(split: Any, n: int, seed: int) -> Any:
+    """``n`` rows of ``split`` (a seeded draw, source order kept); all of them when ``n`` is larger."""
+    import numpy as np
+
+    if n >= len(split):
+        return split
+    rows = np.sort(np.random.default_rng([seed, 2]).choice(len(split), size=n, replace=False))
+    return split.subset(rows.tolist(), split.name)
+
+
+def ensure_bank(cfg: TrainConfig, dataset: Any, rows: Any, device: torch.device) -> Any:
+    """The joint bank of the teachers over ``rows`` (the split name ``"train"``, or the training
+    split joined with the dataset's own unlabelled rows), extracted if missing."""
     import fusion_aft
 
     return fusion_aft.extract(
         list(cfg.teachers),
         dataset,
-        "train",
+        rows,
         cache_dir=cfg.cache_dir,
         batch_size=cfg.extract_batch_size,
         device=str(device),

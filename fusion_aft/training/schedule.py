@@ -1,7 +1,7 @@
 """Learning-rate schedules applied to every optimiser group (student and objective alike).
 
 The paper decays both the student's and the regulariser's learning rates with one cosine
-schedule (Qiu et al. 2024, §4; DESIGN.md §1 step 7): ``lr_t = lr_0 · ½(1 + cos(π t / T))``.
+schedule (Qiu et al. 2024, §4; docs/design.md §1 step 7): ``lr_t = lr_0 · ½(1 + cos(π t / T))``.
 """
 
 from __future__ import annotations

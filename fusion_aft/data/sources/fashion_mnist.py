@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.sources._common import require_file, subsample
 
 ROOT = Path("/usr/share/datasets/fashion-mnist")

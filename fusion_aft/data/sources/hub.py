@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.sources._common import subsample
 from fusion_aft.data.validate import check_text, guarded_loader
 from fusion_aft.errors import UserInputError
@@ -169,7 +169,8 @@ def hf(path: str | None = None, **options: Any) -> Dataset:
     """A generic hub dataset; options as :func:`load_hf`."""
     if not path:
         raise UserInputError(
-            "dataset 'hf' needs path=HUB_ID (e.g. --option path=nyu-mll/glue --option name=sst2)"
+            "dataset 'hf' needs path=HUB_ID "
+            "(e.g. --dataset-option path=nyu-mll/glue --dataset-option name=sst2)"
         )
     return load_hf(path, **options)
 

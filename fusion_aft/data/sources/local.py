@@ -8,10 +8,16 @@ Common options:
   the sorted distinct label values (tables; integer labels 0..K-1 are used as given).
 
 Tables (``csv``/``jsonl``) take ``text_column`` (default ``text``), ``label_column`` (default
-``label``), ``id_column`` (default none: ids are ``row-N``, N the data row, 0-based) and
+``label``), ``id_column`` (default ``id`` when the table has that column; ``id_column=`` empty,
+or no ``id`` column, gives ids ``row-N``, N the data row, 0-based) and
 ``image_column`` (a path relative to the file, for image or image–text rows). Rows of a
 ``test_path`` file get default ids ``test-row-N``. Bad rows (empty
 text, missing label, duplicate id, unreadable image) are reported with their id.
+
+Unlabelled rows: a table row whose label is empty, and every image under an ``unlabelled/``
+sub-folder of an image folder, form the dataset's ``unlabelled`` split. They are never a class
+and never test rows; training gives them to the regulariser (cross-entropy never sees them). A
+``test_path`` file or folder must be fully labelled.
 """
 
 from __future__ import annotations
@@ -24,18 +30,25 @@ from typing import Any
 
 import numpy as np
 
-from fusion_aft.data import register_dataset
-from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.records import UNLABELLED, Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.select import stratified_partition
 from fusion_aft.data.validate import FieldLoadError, check_text, guarded_loader
 from fusion_aft.errors import UserInputError
 
+#: the column used for sample ids when a table has it and ``id_column`` is not given
+ID_COLUMN = "id"
+
+#: the image sub-folder whose images are unlabelled rows, not a class
+UNLABELLED_FOLDER = "unlabelled"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _path(value: Any, what: str, kind: str) -> Path:
     if value is None:
-        raise UserInputError(f"dataset '{kind}' needs {what}=PATH (e.g. --option {what}=./data)")
+        raise UserInputError(
+            f"dataset '{kind}' needs {what}=PATH (e.g. --dataset-option {what}=./data, or --dataset ./data)"
+        )
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise UserInputError(f"dataset '{kind}': {what} {path} does not exist")
@@ -91,8 +104,16 @@ class _Texts:
 
 
 # -- image folders ---------------------------------------------------------------------------------
+def _images_in(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+
+
 def _scan_folder(root: Path, classes: list[str] | None, kind: str) -> tuple[list[Path], list[int], list[str]]:
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != UNLABELLED_FOLDER
+    )
     if not found:
         raise UserInputError(
             f"dataset '{kind}': {root} has no class sub-folders (expected {root}/CLASS/IMAGE)"
@@ -142,8 +163,20 @@ def image_folder(
     """Images in one sub-folder per class; ids are paths relative to the root (``cat/001.png``)."""
     root = _path(path, "path", "image_folder")
     files, labels, names = _scan_folder(root, classes, "image_folder")
+    splits: dict[str, Split] = {}
+    unl_files = _images_in(root / UNLABELLED_FOLDER) if (root / UNLABELLED_FOLDER).is_dir() else []
+    if unl_files:
+        unl = [UNLABELLED] * len(unl_files)
+        splits["unlabelled"] = _image_split(
+            "unlabelled", root, unl_files, unl, range(len(unl)), "image_folder"
+        )
     if test_path is not None:
         test_root = _path(test_path, "test_path", "image_folder")
+        if (test_root / UNLABELLED_FOLDER).is_dir():
+            raise UserInputError(
+                f"dataset 'image_folder': the test folder {test_root} has an {UNLABELLED_FOLDER}/ folder; "
+                "test images must be labelled (move them to the training folder's unlabelled/)"
+            )
         t_files, t_labels, _ = _scan_folder(test_root, names, "image_folder")
         train = _image_split("train", root, files, labels, range(len(files)), "image_folder")
         test = _image_split("test", test_root, t_files, t_labels, range(len(t_files)), "image_folder")
@@ -152,7 +185,7 @@ def image_folder(
         train = _image_split("train", root, files, labels, tr, "image_folder")
         test = _image_split("test", root, files, labels, te, "image_folder")
     return Dataset(
-        "image_folder", {"train": train, "test": test}, names, ("image",), meta={"path": str(root)}
+        "image_folder", {"train": train, "test": test, **splits}, names, ("image",), meta={"path": str(root)}
     )
 
 
@@ -195,15 +228,23 @@ class _Table:
     """Parsed rows of one table file: ids, texts, image paths, raw labels."""
 
     def __init__(self, path: Path, kind: str, text_column: str | None, label_column: str,
-                 id_column: str | None, image_column: str | None, prefix: str = "") -> None:  # fmt: skip
+                 id_column: str | None, image_column: str | None, prefix: str = "",
+                 allow_unlabelled: bool = False) -> None:  # fmt: skip
         rows = _read_table(path, kind)
         if not rows:
             raise UserInputError(f"dataset '{kind}': {path} has no rows")
-        columns = set(rows[0])
-        for col in (text_column, label_column, id_column, image_column):
+        columns = list(rows[0])
+        id_column = _id_column(id_column, columns)
+        for option, col in (
+            ("text_column", text_column),
+            ("label_column", label_column),
+            ("id_column", id_column),
+            ("image_column", image_column),
+        ):
             if col is not None and col not in columns:
                 raise UserInputError(
-                    f"dataset '{kind}': column '{col}' is not in {path}; its columns are {sorted(columns)}"
+                    f"dataset '{kind}': column '{col}' is not in {path}; its columns are "
+                    f"{', '.join(columns)}; choose one with --dataset-option {option}=NAME"
                 )
         self.ids = [
             str(r[id_column]).strip() if id_column else f"{prefix}row-{n}" for n, r in enumerate(rows)
@@ -216,9 +257,18 @@ class _Table:
                 )
             seen.add(sample_id)
         self.raw_labels = [r.get(label_column) for r in rows]
-        for sample_id, raw in zip(self.ids, self.raw_labels, strict=True):
-            if raw is None or str(raw).strip() == "":
-                raise UserInputError(f"dataset '{kind}': record '{sample_id}' in {path} has no label")
+        #: rows with an empty label: unlabelled rows of the training file
+        self.unlabelled = [
+            n for n, raw in enumerate(self.raw_labels) if raw is None or str(raw).strip() == ""
+        ]
+        if self.unlabelled and not allow_unlabelled:
+            sample_id = self.ids[self.unlabelled[0]]
+            raise UserInputError(
+                f"dataset '{kind}': record '{sample_id}' in {path} has no label; test rows must be labelled "
+                "(rows with an empty label are unlabelled rows only in the training file)"
+            )
+        if len(self.unlabelled) == len(rows):
+            raise UserInputError(f"dataset '{kind}': no row of {path} has a label in column '{label_column}'")
         self.texts = None
         if text_column is not None:
             self.texts = [
@@ -228,6 +278,13 @@ class _Table:
         self.images = None
         if image_column is not None:
             self.images = [(path.parent / str(r[image_column])).resolve() for r in rows]
+
+
+def _id_column(id_column: str | None, columns: list[str]) -> str | None:
+    """The id column: ``id`` when the table has one and none was chosen; ``""`` = row numbers."""
+    if id_column is None:
+        return ID_COLUMN if ID_COLUMN in columns else None
+    return id_column or None
 
 
 def _label_map(raws: list[Any], classes: list[str] | None) -> tuple[list[str], dict[str, int]]:
@@ -247,7 +304,11 @@ def _label_map(raws: list[Any], classes: list[str] | None) -> tuple[list[str], d
 
 def _labels(table: _Table, mapping: dict[str, int], kind: str, path: Path) -> list[int]:
     out = []
-    for sample_id, raw in zip(table.ids, table.raw_labels, strict=True):
+    unlabelled = set(table.unlabelled)
+    for n, (sample_id, raw) in enumerate(zip(table.ids, table.raw_labels, strict=True)):
+        if n in unlabelled:
+            out.append(UNLABELLED)
+            continue
         value = str(raw).strip()
         if value not in mapping:
             raise UserInputError(
@@ -293,9 +354,11 @@ def _table_dataset(
     if text_column is None and image_column is None:
         raise UserInputError(f"dataset '{kind}': give text_column and/or image_column")
     main = _path(path, "path", kind)
-    table = _Table(main, kind, text_column, label_column, id_column, image_column)
+    table = _Table(main, kind, text_column, label_column, id_column, image_column, allow_unlabelled=True)
     test_table = None
-    raws = list(table.raw_labels)
+    unlabelled = set(table.unlabelled)
+    labelled_rows = np.asarray([n for n in range(len(table.ids)) if n not in unlabelled], dtype=np.int64)
+    raws = [table.raw_labels[n] for n in labelled_rows]
     if test_path is not None:
         test_file = _path(test_path, "test_path", kind)
         test_table = _Table(test_file, kind, text_column, label_column, id_column, image_column, "test-")
@@ -303,15 +366,19 @@ def _table_dataset(
     names, mapping = _label_map(raws, classes)
     labels = _labels(table, mapping, kind, main)
     if test_table is not None:
-        train = _table_split("train", table, labels, range(len(labels)), kind, main)
+        train = _table_split("train", table, labels, labelled_rows, kind, main)
         test_labels = _labels(test_table, mapping, kind, test_file)
         test = _table_split("test", test_table, test_labels, range(len(test_labels)), kind, test_file)
     else:
-        tr, te = _partition(labels, test_fraction, seed, kind)
+        tr, te = _partition([labels[n] for n in labelled_rows], test_fraction, seed, kind)
+        tr, te = labelled_rows[tr], labelled_rows[te]
         train = _table_split("train", table, labels, tr, kind, main)
         test = _table_split("test", table, labels, te, kind, main)
+    splits = {"train": train, "test": test}
+    if table.unlabelled:
+        splits["unlabelled"] = _table_split("unlabelled", table, labels, table.unlabelled, kind, main)
     fields = tuple(f for f, col in (("image", image_column), ("text", text_column)) if col is not None)
-    return Dataset(kind, {"train": train, "test": test}, names, fields, meta={"path": str(main)})
+    return Dataset(kind, splits, names, fields, meta={"path": str(main)})
 
 
 @register_dataset(

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import UNLABELLED, Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.select import stratified_partition
 from fusion_aft.data.sources._common import package_dir, require_file, subsample
 from fusion_aft.data.validate import check_text

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from fusion_aft import paths
-from fusion_aft.data import register_dataset
 from fusion_aft.data.records import Dataset, Split
+from fusion_aft.data.registry import register_dataset
 from fusion_aft.data.sources._common import subsample
 from fusion_aft.data.validate import guarded_loader
 from fusion_aft.errors import UserInputError

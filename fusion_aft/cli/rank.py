@@ -7,16 +7,18 @@ from pathlib import Path
 import typer
 
 from fusion_aft.cli._console import console, emit_json, err_console
+from fusion_aft.cli.options import DATASET_HELP, DATASET_OPTION_HELP, DEVICE_HELP
 
 
 def rank(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `fusion-aft datasets list`)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     teachers: str = typer.Option(..., "--teachers", "-t", help="Comma-separated teacher refs to rank."),
-    dataset_option: list[str] = typer.Option(
-        None, "--dataset-option", help="Dataset option KEY=VALUE (repeatable)."
-    ),
+    dataset_option: list[str] = typer.Option(None, "--dataset-option", help=DATASET_OPTION_HELP),
     n_labels: int | None = typer.Option(
-        None, "--n-labels", min=1, help="Labelled training rows to draw, as `train --n-labels` (default: all)."
+        None,
+        "--n-labels",
+        min=1,
+        help="Labelled training rows to draw, as `train --n-labels` (default: all).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the label draw and the cross-validation folds."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds of the probe."),
@@ -25,14 +27,27 @@ def rank(
         None, "--max-width", min=1, help="Most features the recommended subset may have in total."
     ),
     max_cost: float | None = typer.Option(
-        None, "--max-cost", min=0.0, help="Most extraction seconds per 1000 rows the subset may cost in total."
+        None,
+        "--max-cost",
+        min=0.0,
+        help="Most extraction seconds per 1000 rows the subset may cost in total.",
+    ),
+    min_gain_se: float = typer.Option(
+        -1.0,
+        "--min-gain-se",
+        help="Add a teacher when its probe gain is above this many standard errors "
+        "(-1: unless it hurts, for AFT; 1: only when it clearly helps).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the chart (PNG) here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Bank root (default: FUSION_AFT_CACHE)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for extracting missing banks."),
+    device: str = typer.Option(
+        "auto", "--device", help="Where missing banks are extracted: " + DEVICE_HELP + "."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Rows per forward pass when extracting."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show extraction progress on stderr."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show extraction progress on stderr."
+    ),
 ) -> None:
     """Probe accuracy (CV), LogME, width, parameters and cost per teacher; CKA per pair; a subset.
 
@@ -40,20 +55,22 @@ def rank(
     banks; missing banks are extracted first (resumable, as `fusion-aft extract`).
     """
     import fusion_aft
-    from fusion_aft.cli.datasets import parse_options
+    from fusion_aft.cli.options import parse_options
+    from fusion_aft.training.run import resolve_device
 
     result = fusion_aft.rank_teachers(
         dataset,
         teachers,
-        dataset_options=parse_options(dataset_option),
+        dataset_options=parse_options(dataset_option, "--dataset-option"),
         n_labels=n_labels,
         seed=seed,
         folds=folds,
         repeats=repeats,
         max_width=max_width,
         max_cost=max_cost,
+        min_gain_se=min_gain_se,
         cache_dir=cache_dir,
-        device=device,
+        device=str(resolve_device(device)),
         batch_size=batch_size,
         progress=progress and not as_json,
     )

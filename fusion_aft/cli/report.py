@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
         plot: bool = typer.Option(True, "--plot/--no-plot", help="write mu_attribution.png into RUN"),
         drop_ratio: float = typer.Option(
-            0.5, "--drop-ratio", min=0.0, help="suggest dropping a teacher whose μ share < this × its column share"
+            0.5, "--drop-ratio", min=0.0,
+            help="suggest dropping a teacher whose μ share < this × its column share",
         ),
     ) -> None:
         """Per teacher: share of the learned feature weights μ, mean μ, entropy and top features."""
@@ -57,7 +58,8 @@ def _print_drop(sug: dict) -> None:
     """One line per teacher the run could drop, and what that saves."""
     if not sug["drop"]:
         console.print(
-            f"no teacher to drop: every μ share is at least {sug['ratio']:g} × its column share", highlight=False
+            f"no teacher to drop: every μ share is at least {sug['ratio']:g} × its column share",
+            highlight=False,
         )
         return
     for d in sug["drop"]:

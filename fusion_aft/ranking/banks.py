@@ -25,12 +25,16 @@ def _cached(ref: str, split: Any, dataset_name: str, dfp: str, cache_dir: Any, d
     """The complete bank of ``ref`` for ``split`` if it is on disk, else None (no model loaded)."""
     from fusion_aft import teachers
     from fusion_aft.bank import CorruptBankError, TeacherBank, bank_folder
-    from fusion_aft.bank.extract import _np_dtype
 
     card = teachers.get(ref)
     folder = bank_folder(
-        cache_dir, dataset_name, split.name, dfp, str(card.ref or card.name), str(card.fingerprint()),
-        _np_dtype(dtype),
+        cache_dir,
+        dataset_name,
+        split.name,
+        dfp,
+        str(card.ref or card.name),
+        str(card.fingerprint()),
+        dtype,
     )
     if not (folder / "manifest.json").is_file():
         return None
@@ -66,8 +70,14 @@ def open_or_extract(
         if bank is None:
             started, t0 = now(), time.perf_counter()
             joint = fusion_aft.extract(
-                [ref], dataset, split, cache_dir=cache_dir, batch_size=batch_size, device=device,
-                dtype=dtype, progress=progress,
+                [ref],
+                dataset,
+                split,
+                cache_dir=cache_dir,
+                batch_size=batch_size,
+                device=device,
+                dtype=dtype,
+                progress=progress,
             )
             bank = joint.banks[0]
             if bank.manifest.created >= started:  # written from scratch by this call (not resumed)
@@ -75,4 +85,3 @@ def open_or_extract(
         banks.append(bank)
         costs[ref] = bank_cost(bank.folder, bank.manifest, measured)
     return JointBank(banks), costs
-

@@ -2,9 +2,10 @@
 
 The seconds come from the best figure a bank holds, in this order:
 
-* ``measured``: the time this process spent extracting it (when it just did);
 * ``manifest``: the manifest's ``extract_seconds`` (the summed time of the runs that wrote its
-  chunks), where the bank format records it;
+  chunks), in banks written since the format records it;
+* ``measured``: the wall time this process spent building it (teacher loading included), for an
+  older bank it just extracted;
 * ``bank age``: last update minus creation of the manifest, an upper bound that also counts any
   pause between an interrupted extraction and its resume.
 """
@@ -54,10 +55,10 @@ def bank_cost(folder: str | Path, manifest: Any, measured: float | None = None) 
     """The cost of the bank in ``folder`` (``manifest`` is its :class:`BankManifest`)."""
     rows = int(manifest.shape[0])
     size = folder_bytes(folder)
+    recorded = getattr(manifest, "extract_seconds", None)
+    if recorded:
+        return BankCost(float(recorded), rows, size, "manifest")
     if measured is not None:
         return BankCost(float(measured), rows, size, "measured")
-    recorded = getattr(manifest, "extract_seconds", None)
-    if recorded is not None:
-        return BankCost(float(recorded), rows, size, "manifest")
     age = _age_seconds(manifest)
     return BankCost(age, rows, size, "bank age" if age is not None else "unknown")

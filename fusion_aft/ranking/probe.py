@@ -2,10 +2,10 @@
 
 The probe is a multinomial logistic regression on standardised features with the penalty of
 scikit-learn's ``LogisticRegression(C=c)``: minimise ``C Σ_i CE_i + ½‖W‖²`` (the intercept is not
-penalised), solved by L-BFGS in float64. Standardisation statistics come from each fold's
-training part only. Every labelled row gets one out-of-fold prediction per repeat, so two
-feature sets can be compared row by row on the same folds (:func:`paired_gain`), which is much
-less noisy than comparing their fold means.
+penalised), solved by L-BFGS (in float32 during cross-validation: accuracy needs no more).
+Standardisation statistics come from each fold's training part only. Every labelled row gets one
+out-of-fold prediction per repeat, so two feature sets can be compared row by row on the same
+folds (:func:`paired_gain`), which is much less noisy than comparing their fold means.
 
 Example::
 
@@ -54,7 +54,9 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
     if present.size < 2:
         raise UserInputError("the probe needs at least two classes among the labelled rows")
     if labels.size < folds:
-        raise UserInputError(f"{labels.size} labelled rows cannot be split into {folds} folds; use fewer folds")
+        raise UserInputError(
+            f"{labels.size} labelled rows cannot be split into {folds} folds; use fewer folds"
+        )
     rng = np.random.default_rng(seed)
     out = np.empty(labels.size, dtype=np.int64)
     offset = 0
@@ -92,20 +94,26 @@ def _row_space(grams: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Te
 def fit_logistic(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float = 1.0, max_iter: int = 200
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights ``[D, C]`` and intercept ``[C]`` minimising ``C Σ CE + ½‖W‖²`` (L-BFGS, float64)."""
-    x = x.to(torch.float64)
+    """Weights ``[D, C]`` and intercept ``[C]`` minimising ``C Σ CE + ½‖W‖²`` (L-BFGS, in x's dtype)."""
     n, d = x.shape
-    w = torch.zeros(d, num_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(d, num_classes, dtype=x.dtype, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
     opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-10,
-        history_size=20, line_search_fn="strong_wolfe",
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
     scale = 1.0 / (c * n)  # the objective divided by C·N keeps its size independent of N
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y, reduction="mean") + 0.5 * scale * w.square().sum()
+        loss = (
+            torch.nn.functional.cross_entropy(x @ w + b, y, reduction="mean") + 0.5 * scale * w.square().sum()
+        )
         loss.backward()
         return loss
 
@@ -129,17 +137,18 @@ class FoldedProbe:
         repeats: int = 1,
         seed: int = 0,
         c: float = 1.0,
-        max_iter: int = 200,
+        max_iter: int = 100,
     ) -> None:
         y_np = np.asarray(labels, dtype=np.int64)
         if (y_np < 0).any():
             raise UserInputError("the probe got unlabelled rows (label -1); pass labelled rows only")
         self.blocks: dict[str, torch.Tensor] = {}
         for name, x in blocks.items():
-            t = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+            t = torch.as_tensor(np.asarray(x), dtype=torch.float32)  # accuracy needs no more
             if t.ndim != 2 or t.shape[0] != y_np.size:
                 raise UserInputError(
-                    f"probe needs features [N, D] and labels [N], got {tuple(t.shape)} and {y_np.shape} ({name})"
+                    f"probe needs features [N, D] and labels [N], got {tuple(t.shape)} and "
+                    f"{y_np.shape} ({name})"
                 )
             if not bool(torch.isfinite(t).all()):
                 raise UserInputError(f"the probe got features with NaN or Inf values ({name})")
@@ -198,7 +207,7 @@ def cv_probe(
     repeats: int = 1,
     seed: int = 0,
     c: float = 1.0,
-    max_iter: int = 200,
+    max_iter: int = 100,
 ) -> ProbeScore:
     """Stratified ``folds``-fold cross-validated probe accuracy, ``repeats`` times with new folds."""
     return FoldedProbe({"x": features}, labels, folds, repeats, seed, c, max_iter).score(["x"])

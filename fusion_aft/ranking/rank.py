@@ -66,6 +66,7 @@ def rank_features(
     c: float = 1.0,
     max_width: int | None = None,
     max_cost: float | None = None,
+    min_gain_se: float = -1.0,
     all_subsets: bool | None = None,
     dataset: str = "",
 ) -> TeacherRanking:
@@ -90,7 +91,9 @@ def rank_features(
 
     width = {t: int(features[t].shape[1]) for t in names}
     cost_1k = {t: (costs[t].seconds_per_1k_rows if t in costs else None) for t in names}
-    selection = greedy_select(names, score, width, cost_1k, max_width=max_width, max_cost=max_cost)
+    selection = greedy_select(
+        names, score, width, cost_1k, max_width=max_width, max_cost=max_cost, min_gain_se=min_gain_se
+    )
     if all_subsets is None:
         all_subsets = len(names) <= ALL_SUBSETS_UP_TO
     if all_subsets:
@@ -146,7 +149,7 @@ def rank_features(
         recommended=list(selection.chosen),
         selection=[s.__dict__ for s in selection.steps],
         excluded=selection.excluded,
-        budgets={"max_width": max_width, "max_cost": max_cost},
+        budgets={"max_width": max_width, "max_cost": max_cost, "min_gain_se": min_gain_se},
         seconds={"probe": probe_seconds, "logme_cka": other_seconds},
     )
 
@@ -177,6 +180,7 @@ def rank_teachers(
     c: float = 1.0,
     max_width: int | None = None,
     max_cost: float | None = None,
+    min_gain_se: float = -1.0,
     all_subsets: bool | None = None,
     cache_dir: str | Path | None = None,
     device: Any = "cpu",
@@ -193,6 +197,8 @@ def rank_teachers(
         folds, repeats: stratified cross-validation of the probe.
         c: inverse L2 strength of the probe (scikit-learn's ``C``).
         max_width: most features the recommended subset may have in total.
+        min_gain_se: a teacher joins the subset when its paired probe gain is above this many
+            standard errors (default −1: unless it hurts; see :mod:`fusion_aft.ranking.select`).
         max_cost: most extraction seconds per 1000 rows the recommended subset may cost in total.
         all_subsets: score every subset (default: when there are at most four teachers).
         cache_dir, device, batch_size, progress: for extracting missing banks.
@@ -206,7 +212,11 @@ def rank_teachers(
     if len(set(refs)) != len(refs):
         raise UserInputError(f"a teacher is listed twice in {refs}; list each once")
     t0 = time.perf_counter()
-    ds = fusion_aft.datasets.load(dataset, **dict(dataset_options or {})) if isinstance(dataset, str) else dataset
+    ds = (
+        fusion_aft.datasets.load(dataset, **dict(dataset_options or {}))
+        if isinstance(dataset, str)
+        else dataset
+    )
     train, labelled = labelled_training_rows(ds, n_labels, seed)
     from fusion_aft.ranking.banks import open_or_extract
 
@@ -221,8 +231,19 @@ def rank_teachers(
         except Exception:  # a card without a parameter count still ranks
             params[ref] = None
     result = rank_features(
-        features, labelled.labels, params=params, costs=costs, folds=folds, repeats=repeats, seed=seed, c=c,
-        max_width=max_width, max_cost=max_cost, all_subsets=all_subsets, dataset=ds.name,
+        features,
+        labelled.labels,
+        params=params,
+        costs=costs,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        c=c,
+        max_width=max_width,
+        max_cost=max_cost,
+        min_gain_se=min_gain_se,
+        all_subsets=all_subsets,
+        dataset=ds.name,
     )
     result.seconds["banks"] = load_seconds
     result.seconds["total"] = time.perf_counter() - t0

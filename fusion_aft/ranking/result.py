@@ -82,7 +82,8 @@ class TeacherRanking:
         lines = [
             f"Teachers ranked on {self.n_rows} labelled training rows of `{self.dataset}` "
             f"({self.classes} classes; {self.folds}-fold probe"
-            + (f" × {self.repeats}" if self.repeats > 1 else "") + ")",
+            + (f" × {self.repeats}" if self.repeats > 1 else "")
+            + ")",
             "",
             "| rank | teacher | probe acc % (CV) | LogME | width | params | extract s / 1k rows | rec. |",
             "|---|---|---|---|---|---|---|---|",
@@ -97,8 +98,11 @@ class TeacherRanking:
                 f"{t.logme:.3f} | {t.width} | {params} | {cost} | {'yes' if t.recommended else ''} |"
             )
         rec = self.subset_score(self.recommended)
-        lines += ["", f"Recommended: {' + '.join(self.recommended)}"
-                  + (f" (probe {100 * rec.accuracy:.1f} %)" if rec else "")]
+        lines += [
+            "",
+            f"Recommended: {' + '.join(self.recommended)}"
+            + (f" (probe {100 * rec.accuracy:.1f} %)" if rec else ""),
+        ]
         for step in self.selection:
             lines.append(f"- {' + '.join(step['subset'])}: {100 * step['accuracy']:.1f} %, {step['reason']}")
         for t, why in self.excluded.items():
@@ -115,12 +119,18 @@ class TeacherRanking:
 
         path = Path(path)
         fig, (ax1, ax2) = plt.subplots(
-            1, 2, figsize=(11, 3.8 + 0.15 * len(self.subsets)), dpi=120, gridspec_kw={"width_ratios": [1.4, 1]}
+            1,
+            2,
+            figsize=(11, 3.8 + 0.15 * len(self.subsets)),
+            dpi=120,
+            gridspec_kw={"width_ratios": [1.4, 1]},
         )
         rec = set(self.recommended)
         subsets = sorted(self.subsets, key=lambda s: s.accuracy)
         labels = [" + ".join(s.teachers) for s in subsets]
-        colors = ["C2" if set(s.teachers) == rec else ("C0" if len(s.teachers) == 1 else "C7") for s in subsets]
+        colors = [
+            "C2" if set(s.teachers) == rec else ("C0" if len(s.teachers) == 1 else "C7") for s in subsets
+        ]
         ys = np.arange(len(subsets))
         ax1.barh(ys, [100 * s.accuracy for s in subsets], xerr=[100 * s.se for s in subsets], color=colors)
         ax1.set_yticks(ys, labels, fontsize=7)
@@ -135,8 +145,15 @@ class TeacherRanking:
         ax2.set_yticks(list(ticks), self.cka_teachers, fontsize=7)
         for i in ticks:
             for j in ticks:
-                ax2.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                         color="black" if m[i, j] > 0.6 else "white")
+                ax2.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if m[i, j] > 0.6 else "white",
+                )
         ax2.set_title("linear CKA (1 = the same information)", fontsize=9)
         fig.colorbar(im, ax=ax2, fraction=0.046)
         fig.suptitle(f"teacher ranking: {self.dataset} ({self.n_rows} labelled training rows)", fontsize=10)

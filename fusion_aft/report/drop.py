@@ -60,7 +60,9 @@ def _bank_savings(folders: list[str]) -> dict[str, Any]:
     return {"extract_seconds": seconds, "bank_bytes": nbytes, "cost_source": ", ".join(sorted(sources))}
 
 
-def drop_suggestions(report: dict[str, Any], run_dir: str | Path, ratio: float = DEFAULT_RATIO) -> dict[str, Any]:
+def drop_suggestions(
+    report: dict[str, Any], run_dir: str | Path, ratio: float = DEFAULT_RATIO
+) -> dict[str, Any]:
     """Teachers of ``report`` (from :func:`attribution`) whose μ share < ``ratio`` × column share.
 
     Returns ``{"ratio", "drop": [{teacher, share, initial_share, ratio, extract_seconds,

@@ -34,6 +34,7 @@ from fusion_aft.bench.labels import (
     short_name,
     subset_label,
 )
+from fusion_aft.bench.ranking_section import ranking_section
 from fusion_aft.bench.suite import PROBE
 
 __all__ = ["METHOD_LABELS", "FIGURES", "method_label", "summary_table_rows", "write_report"]
@@ -145,6 +146,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[str]:
         md += [_md_table(["method", "teachers", "β", "accuracy %", "seeds"], rows), ""]
 
     md += _ablation_section(summaries, ablation_method, figures)
+    md += ranking_section(out)
     md += _mu_section(shares, figures, results.get("teachers") or [])
     if "teacher_strength.png" in figures:
         md += [

@@ -151,6 +151,7 @@ def rank_features(
         excluded=selection.excluded,
         budgets={"max_width": max_width, "max_cost": max_cost, "min_gain_se": min_gain_se},
         seconds={"probe": probe_seconds, "logme_cka": other_seconds},
+        probe_scores=cache,
     )
 
 

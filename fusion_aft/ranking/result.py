@@ -56,6 +56,8 @@ class TeacherRanking:
     excluded: dict[str, str] = field(default_factory=dict)
     budgets: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the out-of-fold scores behind ``subsets`` (per-row correctness included); not serialised
+    probe_scores: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def subset_score(self, teachers: list[str] | tuple[str, ...]) -> SubsetScore | None:
         """The score of the subset made of ``teachers`` (any order), if it was scored."""
@@ -64,6 +66,7 @@ class TeacherRanking:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("probe_scores", None)
         for step in out["selection"]:
             step["subset"] = list(step["subset"])
         return out

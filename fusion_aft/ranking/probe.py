@@ -95,6 +95,17 @@ def fit_logistic(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float = 1.0, max_iter: int = 200
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights ``[D, C]`` and intercept ``[C]`` minimising ``C Σ CE + ½‖W‖²`` (L-BFGS, in x's dtype)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each step is a small matmul: extra threads only wait on each other
+    try:
+        return _lbfgs(x, y, num_classes, c, max_iter)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _lbfgs(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     n, d = x.shape
     w = torch.zeros(d, num_classes, dtype=x.dtype, requires_grad=True)
     b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)

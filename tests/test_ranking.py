@@ -145,7 +145,9 @@ def test_budgets_are_respected() -> None:
         rank_features(features, y, max_width=1)
 
 
-def test_teachers_rank_cli_json_and_png(tmp_path: Path, capsys) -> None:
+def test_teachers_rank_cli_json_and_png(tmp_path: Path, capsys, monkeypatch) -> None:
+    # a bank cache of its own: other tests running beside this one extract test banks too
+    monkeypatch.setenv("FUSION_AFT_CACHE", str(tmp_path / "banks"))
     png = tmp_path / "rank.png"
     args = [
         "teachers",
@@ -181,7 +183,7 @@ def test_teachers_rank_cli_json_and_png(tmp_path: Path, capsys) -> None:
     # the test split is never read: only train banks exist
     from fusion_aft.bank import find_banks
 
-    assert {m.dataset.split for _, m, _ in find_banks() if m} == {"train"}
+    assert {m.dataset.split for _, m, _ in find_banks(tmp_path / "banks") if m} == {"train"}
     # a second ranking reuses the banks (no teacher is run again) and prints a table
     assert main(args[:-4] + ["--no-progress"]) == 0
     out = capsys.readouterr().out

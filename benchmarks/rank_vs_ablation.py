@@ -209,8 +209,7 @@ def _markdown(rows: list[dict[str, Any]], suite: str) -> str:
         "## Reproduce",
         "",
         "`python benchmarks/rank_vs_ablation.py` (extracts the training banks it lacks "
-        "first; the times above are of a run with the banks cached, on a 2-core machine that other jobs kept "
-        "busy, load average about 8, so several times longer than on an idle one).",
+        "first; the times above are of a run with the banks cached, on an otherwise idle 2-core machine).",
         "",
     ]
     return "\n".join(md)

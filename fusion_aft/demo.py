@@ -3,8 +3,8 @@
 Emoji images → their Unicode group, 300 labelled rows: a vision teacher reads the image and a
 text teacher reads the caption (a cross-modal pair), while the student sees only the image. The
 demo extracts both teachers into cached banks, trains the student alone (STL) and with AFT (β
-tuned on held-out labelled rows), reports μ per teacher (table + PNG), exports the student and
-lets it label one test image with no teacher loaded. Everything lands in one folder::
+tuned by 3-fold cross-validation on the labelled rows), reports μ per teacher (table + PNG),
+exports the student and lets it label one test image with no teacher loaded. Everything lands in one folder::
 
     runs/demo/
       stl/  aft/            two run folders (config, metrics, sweep, student, result)

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         scores.add_column("student trained with")
         scores.add_column("accuracy", justify="right")
         scores.add_row("cross-entropy alone (STL)", f"{100 * result.stl_accuracy:.1f} %")
-        aft_row = f"AFT, β = {result.beta:g} (tuned on held-out labelled rows)"
+        aft_row = f"AFT, β = {result.beta:g} (tuned by cross-validation)"
         scores.add_row(aft_row, f"{100 * result.aft_accuracy:.1f} %")
         console.print(scores)
         mu = Table(title="μ attribution: how much of the learned feature weight each teacher holds")

@@ -158,7 +158,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[str]:
             "![teacher strength](teacher_strength.png)",
             "",
         ]
-    md += _cost_section(results, figures)
+    md += cost_section(results, figures)
     md += _tuning_section(results)
     md += [
         "## Reproduce",
@@ -256,7 +256,8 @@ def _mu_section(
     return md
 
 
-def _cost_section(results: dict[str, Any], figures: list[str]) -> list[str]:
+def cost_section(results: dict[str, Any], figures: list[str]) -> list[str]:
+    """The report's "Cost" section: each teacher's extraction time (from the manifests) and each student's."""
     teachers = results.get("teachers") or []
     students = results.get("students") or []
     if not teachers and not students:

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option(None, "--method", "-m", help="objective: aft, kd, rkd, ..., none (STL)"),
         beta: str = typer.Option(
             None, "--beta", "-b",
-            help="regularisation strength β >= 0, or 'auto' (tuned on a holdout); "
+            help="regularisation strength β >= 0, or 'auto' (tuned by cross-validation); "
             f"default {_DEFAULTS['beta']:g}",
         ),
         beta_grid: str = typer.Option(

@@ -1,4 +1,4 @@
-"""Training: the loop, β tuning on a holdout, checkpoints and resume, the run folder.
+"""Training: the loop, β tuning by cross-validation, checkpoints and resume, the run folder.
 
 Example::
 

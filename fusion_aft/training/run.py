@@ -1,6 +1,6 @@
 """``fusion_aft.train``: from a config to a finished run folder.
 
-data → label budget → bank (extracted on demand) → [β sweep on a holdout] → final run on all
+data → label budget → bank (extracted on demand) → [β sweep by cross-validation] → final run on all
 labelled rows → test accuracy → run folder (config, metrics, student, objective, provenance,
 result). Resuming continues the sweep and the final run from their last checkpoints.
 """

@@ -12,33 +12,8 @@ Example::
 
 from __future__ import annotations
 
+from fusion_aft.data import *  # noqa: F403 - the same public names
 from fusion_aft.data import (
-    UNLABELLED,
-    Dataset,
-    Record,
-    SourceInfo,
-    Split,
-    availability,
-    describe,
-    get,
-    info,
+    __all__,  # noqa: F401 - `list` stays out, so a star import keeps the builtin
     list,  # noqa: A004, F401 - the public name is `datasets.list()`
-    load,
-    register_dataset,
-    registry,
 )
-
-__all__ = [  # `list` is left out so that a star import keeps the builtin
-    "UNLABELLED",
-    "Dataset",
-    "Record",
-    "SourceInfo",
-    "Split",
-    "availability",
-    "describe",
-    "get",
-    "info",
-    "load",
-    "register_dataset",
-    "registry",
-]

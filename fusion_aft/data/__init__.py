@@ -41,6 +41,7 @@ __all__ = [
     "availability",
     "describe",
     "get",
+    "info",
     "load",
     "register_dataset",
     "registry",

@@ -46,9 +46,14 @@ class Student(nn.Module, ABC):
     def forward(self, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits [B, C], features [B, dφ])``."""
 
-    @abstractmethod
     def prepare(self, record: Record) -> Any:
-        """Turn one record into model input (CPU, picklable)."""
+        """Turn one record into model input (CPU, picklable): the student's ``pipeline`` by default."""
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} sets no `pipeline`; give it one or override prepare()"
+            )
+        return pipeline(record)
 
     def collate(self, items: Sequence[Any]) -> Any:
         if items and isinstance(items[0], torch.Tensor):

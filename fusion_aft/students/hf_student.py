@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from fusion_aft.data.records import Record
 from fusion_aft.errors import MissingWeightsError, UserInputError
 from fusion_aft.students.base import Student
 from fusion_aft.students.inputs import TextPipeline, load_tokenizer, pad_ids
@@ -156,9 +155,6 @@ class HFStudent(Student):
             pooled = out.last_hidden_state[:, 0]
         features = self.drop(pooled)
         return self.head(features), features
-
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
 
     def collate(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         return pad_ids(list(items), self.pad_id)

@@ -179,9 +179,6 @@ class GloveStudent(Student):
         features = self.drop(torch.relu(self.proj(self.bag(ids))))
         return self.head(features), features
 
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
-
     def collate(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         return pad_ids(list(items), PAD)
 
@@ -271,9 +268,6 @@ class Lite0Student(Student):
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.drop(self.body(inputs).mean(dim=(2, 3)))
         return self.head(features), features
-
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
 
     def config(self) -> dict[str, Any]:
         return {

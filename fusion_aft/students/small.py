@@ -82,9 +82,6 @@ class MLPStudent(Student):
         features = self.body(inputs.flatten(1).float())
         return self.head(features), features
 
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
-
     def example_record(self) -> Record:
         if self.modality == "image":
             return super().example_record()
@@ -161,9 +158,6 @@ class SmallCNNStudent(Student):
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(inputs.float())
         return self.head(features), features
-
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
 
     def config(self) -> dict[str, Any]:
         return {

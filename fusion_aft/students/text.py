@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from fusion_aft.data.records import Record
 from fusion_aft.errors import UserInputError
 from fusion_aft.students.base import Student
 from fusion_aft.students.inputs import TextPipeline, load_tokenizer, pad_ids
@@ -36,9 +35,6 @@ class _TokenStudent(Student):
         self.max_length = int(max_length)
         self.input_field = field
         self.pipeline = TextPipeline(self.tokenizer, self.max_length, field=field, special_tokens=False)
-
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
 
     def collate(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         return pad_ids(list(items), self.pad_id)

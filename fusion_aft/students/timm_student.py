@@ -158,9 +158,6 @@ class TimmStudent(Student):
         features = self.model.forward_head(self.model.forward_features(inputs), pre_logits=True)
         return self.head(features), features
 
-    def prepare(self, record: Record) -> torch.Tensor:
-        return self.pipeline(record)
-
     def config(self) -> dict[str, Any]:
         return {
             "num_classes": self.num_classes,

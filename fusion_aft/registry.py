@@ -52,9 +52,11 @@ class Registry(Generic[T]):
             a factory and not yet registered is registered under the entry point's name.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, *, list_all: bool = False) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        #: an unknown name's error lists every registered name (after the close matches)
+        self.list_all = list_all
         self._entries: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
 
@@ -103,7 +105,11 @@ class Registry(Generic[T]):
         """The error for an unknown ``name``, listing close matches (or all names if few)."""
         names = sorted(self._entries)
         near = close_matches(name, names)
-        if near:
+        if self.list_all:
+            hint = f"registered {self.kind}s: {', '.join(names) or 'none'}"
+            if near:
+                hint = f"close matches: {', '.join(near)}; {hint}"
+        elif near:
             hint = "close matches: " + ", ".join(near)
         elif len(names) <= 12:
             hint = "known: " + (", ".join(names) or "none")

@@ -145,6 +145,11 @@ def test_default_student_table_by_modality_and_unknown_students_list_all() -> No
     message = str(info.value)
     assert "registered students:" in message
     assert all(name in message for name in students.list())
+    assert "close matches: text_bow" in message
+    # with no close match the names are listed once, not twice
+    with pytest.raises(UnknownNameError) as info:
+        students.get("nope")
+    assert str(info.value).count("image_lite0") == 1
 
 
 def test_a_bench_task_takes_a_path_and_dataset_options(

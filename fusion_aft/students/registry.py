@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fusion_aft.errors import UnknownNameError, UserInputError
+from fusion_aft.errors import UserInputError
 from fusion_aft.registry import Registry
 from fusion_aft.students.base import Student
 
-
-class _StudentRegistry(Registry):
-    """Students are few: an unknown name lists every registered one, close matches first."""
-
-    def unknown(self, name: str) -> UnknownNameError:
-        near = super().unknown(name)
-        return UnknownNameError(f"{near}; registered students: {', '.join(self.names())}")
-
-
-STUDENTS: Registry = _StudentRegistry("student", entry_point_group="fusion_aft.students")
+#: students are few: an unknown name lists every registered one, close matches first
+STUDENTS: Registry = Registry("student", entry_point_group="fusion_aft.students", list_all=True)
 
 #: Decorator (or call) adding a student factory: ``@register_student("my_net")``.
 register_student = STUDENTS.register

@@ -109,7 +109,7 @@ def _constructed(n: int = 240, seed: int = 0) -> tuple[dict[str, np.ndarray], np
 
 def test_greedy_selection_picks_the_complementary_pair_and_stops() -> None:
     features, y = _constructed()
-    r = rank_features(features, y, folds=5, min_gain_se=1.0)
+    r = rank_features(features, y, folds=5, min_gain_se=1.0, score="probe")
     assert len(r.recommended) == 2 and "b" in r.recommended and "noise" not in r.recommended
     assert [s["kept"] for s in r.selection] == [True, True, False]  # a third teacher adds nothing
     assert r.selection[2]["gain"] <= r.selection[2]["gain_se"]
@@ -123,7 +123,7 @@ def test_greedy_selection_picks_the_complementary_pair_and_stops() -> None:
     assert singles["a"].logme > singles["noise"].logme
     # the default rule adds a teacher unless it hurts by more than one SE: the exact copy costs
     # nothing on the probe, so it joins; the noise teacher joins only if it does not hurt
-    inclusive = rank_features(features, y, folds=5, all_subsets=False)
+    inclusive = rank_features(features, y, folds=5, all_subsets=False, score="probe")
     assert set(r.recommended) <= set(inclusive.recommended)
     assert all(s["kept"] == (s["gain"] is None or s["gain"] > -s["gain_se"]) for s in inclusive.selection)
 
@@ -180,10 +180,11 @@ def test_teachers_rank_cli_json_and_png(tmp_path: Path, capsys, monkeypatch) -> 
     assert 0.0 <= data["cka"][0][1] <= 1.0 and data["cka"][0][0] == 1.0
     assert len(data["subsets"]) == 3 and data["recommended"]
     assert data["plot"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the test split is never read: only train banks exist
+    # the test split is never read: the banks are those training uses (the training split with
+    # Rotten Tomatoes' own unlabelled plot texts), so `train` afterwards extracts nothing
     from fusion_aft.bank import find_banks
 
-    assert {m.dataset.split for _, m, _ in find_banks(tmp_path / "banks") if m} == {"train"}
+    assert {m.dataset.split for _, m, _ in find_banks(tmp_path / "banks") if m} == {"train+unlabelled"}
     # a second ranking reuses the banks (no teacher is run again) and prints a table
     assert main(args[:-4] + ["--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -204,3 +205,26 @@ def test_rank_on_a_label_budget_uses_only_the_drawn_rows() -> None:
     assert r.n_rows == 30 and r.recommended == ["glove-6b-50d"]
     with pytest.raises(UserInputError, match="listed twice"):
         fusion_aft.rank_teachers("rotten_tomatoes", "glove-6b-50d,glove-6b-50d", progress=False)
+
+
+def test_ranking_reads_the_bank_training_built(tmp_path: Path, monkeypatch) -> None:
+    # a user's CSV with unlabelled rows (empty labels): train first, then rank; the ranking must
+    # find the bank training built over the labelled and unlabelled rows and extract nothing
+    import fusion_aft
+    from fusion_aft.bank import find_banks
+
+    monkeypatch.setenv("FUSION_AFT_CACHE", str(tmp_path / "banks"))
+    words = ["good", "fine", "great", "bad", "poor", "awful"]
+    lines = ["id,text,label"]
+    for i in range(60):
+        w = words[i % 6]
+        lines.append(f"r{i},a {w} film {i},{'pos' if i % 6 < 3 else 'neg'}")
+    lines += [f"u{i},an unrated film {i}," for i in range(20)]
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    fusion_aft.train(dataset=str(path), student="text_bow", method="aft", teachers=["glove-6b-50d"],
+                     beta=1.0, steps=2, out=str(tmp_path / "run"), progress=False)
+    before = {str(f) for f, _, _ in find_banks(tmp_path / "banks")}
+    r = fusion_aft.rank_teachers(str(path), "glove-6b-50d", folds=3, progress=False)
+    assert {str(f) for f, _, _ in find_banks(tmp_path / "banks")} == before  # nothing extracted
+    assert r.n_rows == 48  # the labelled training rows only (80 % of the 60 labelled rows)

@@ -42,10 +42,10 @@ def ranking_section(out_dir: str | Path) -> list[str]:
     md = [
         "## Teacher ranking before training",
         "",
-        "`fusion-aft teachers rank` on each task's labelled training rows (cross-validated probe of each "
-        "subset's features, no test rows), beside the AFT ablation above: the subset it recommends, its "
-        "AFT accuracy against the best subset's, and Spearman's correlation between the ranking's score "
-        "of each subset and AFT's accuracy with it. Details: [ranking.md](ranking.md).",
+        "`fusion-aft teachers rank` on each task's labelled training rows (kernel-target alignment of "
+        "each subset's mean kernel, no test rows), beside the AFT ablation above: the subset it "
+        "recommends, its AFT accuracy against the best subset's, and Spearman's correlation between "
+        "the ranking's score of each subset and AFT's accuracy with it. Details: [ranking.md](ranking.md).",
         "",
         "| task | recommended | AFT % | best subset | AFT % | within 1 SE | Spearman | rank s |",
         "|---|---|---|---|---|---|---|---|",

@@ -32,10 +32,17 @@ def rank(
         min=0.0,
         help="Most extraction seconds per 1000 rows the subset may cost in total.",
     ),
+    score: str = typer.Option(
+        "alignment",
+        "--score",
+        help="What orders the subsets and drives the selection: alignment (of the teachers' mean "
+        "kernel with the labels, the kernel AFT transfers) or probe (CV accuracy of the "
+        "concatenated features).",
+    ),
     min_gain_se: float = typer.Option(
         -1.0,
         "--min-gain-se",
-        help="Add a teacher when its probe gain is above this many standard errors "
+        help="Add a teacher when its gain in the score is above this many standard errors "
         "(-1: unless it hurts, for AFT; 1: only when it clearly helps).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the chart (PNG) here."),
@@ -49,7 +56,8 @@ def rank(
         True, "--progress/--no-progress", help="Show extraction progress on stderr."
     ),
 ) -> None:
-    """Probe accuracy (CV), LogME, width, parameters and cost per teacher; CKA per pair; a subset.
+    """Kernel alignment, probe accuracy (CV), LogME, width, parameters and cost per teacher; CKA
+    per pair; a recommended subset.
 
     Works on the labelled rows of the train split only (never the test split), from the feature
     banks; missing banks are extracted first (resumable, as `fusion-aft extract`).
@@ -69,6 +77,7 @@ def rank(
         max_width=max_width,
         max_cost=max_cost,
         min_gain_se=min_gain_se,
+        score=score,
         cache_dir=cache_dir,
         device=str(resolve_device(device)),
         batch_size=batch_size,
@@ -90,6 +99,6 @@ def rank(
     secs = result.seconds
     err_console.print(
         f"ranked in {secs.get('total', 0.0):.1f} s (banks {secs.get('banks', 0.0):.1f} s, "
-        f"probes {secs['probe']:.1f} s)" + (f"; chart: {png}" if png else ""),
+        f"scores {secs['scores']:.1f} s)" + (f"; chart: {png}" if png else ""),
         highlight=False,
     )

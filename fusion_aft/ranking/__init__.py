@@ -3,7 +3,8 @@
 * :func:`rank_teachers` works from the feature banks of a dataset's labelled training rows
   (extracting what is missing) and returns a :class:`TeacherRanking` (table, JSON, PNG).
 * :func:`rank_features` does the same from feature arrays already in memory.
-* :func:`cv_probe`, :func:`linear_cka` and :func:`greedy_select` are the pieces.
+* :func:`kernel_alignment` (the default subset score), :func:`cv_probe`, :func:`linear_cka` and
+  :func:`greedy_select` are the pieces.
 
 Example::
 
@@ -14,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+from fusion_aft.ranking.alignment import AlignmentScore, FoldedAlignment, kernel_alignment
 from fusion_aft.ranking.probe import ProbeScore, cv_probe, paired_gain, stratified_folds
 from fusion_aft.ranking.rank import rank_features, rank_teachers
 from fusion_aft.ranking.result import SubsetScore, TeacherRanking, TeacherScore
@@ -21,6 +23,8 @@ from fusion_aft.ranking.select import Selection, SelectionStep, greedy_select
 from fusion_aft.ranking.similarity import cka_matrix, linear_cka
 
 __all__ = [
+    "AlignmentScore",
+    "FoldedAlignment",
     "ProbeScore",
     "Selection",
     "SelectionStep",
@@ -30,6 +34,7 @@ __all__ = [
     "cka_matrix",
     "cv_probe",
     "greedy_select",
+    "kernel_alignment",
     "linear_cka",
     "paired_gain",
     "rank_features",

@@ -43,6 +43,18 @@ class ProbeScore:
     fold_accuracy: list[float]
     correct: np.ndarray
 
+    #: gains are reported in percentage points
+    percent = True
+
+    @property
+    def value(self) -> float:
+        """The score forward selection maximises: the out-of-fold accuracy."""
+        return self.accuracy
+
+    def gain_over(self, other: ProbeScore) -> tuple[float, float]:
+        """Paired per-row accuracy gain over ``other`` and its standard error (:func:`paired_gain`)."""
+        return paired_gain(self, other)
+
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     """Fold index ``0 … folds−1`` of every row, each class dealt round-robin after a seeded shuffle."""

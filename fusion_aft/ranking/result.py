@@ -1,4 +1,4 @@
-"""The result of ranking teachers: a table, a JSON record and a PNG (probe bars + CKA heat map)."""
+"""The result of ranking teachers: a table, a JSON record and a PNG (subset scores + CKA heat map)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ class TeacherScore:
     teacher: str
     width: int
     params: int | None
+    alignment: float
+    alignment_se: float
     probe_accuracy: float
     probe_se: float
     logme: float
@@ -29,12 +31,30 @@ class TeacherScore:
 
 @dataclass
 class SubsetScore:
-    """Cross-validated probe accuracy of one subset's concatenated features."""
+    """One subset: kernel-target alignment of its mean kernel and the cross-validated probe
+    accuracy of its concatenated features, each with its standard error."""
 
     teachers: list[str]
+    alignment: float
+    alignment_se: float
     accuracy: float
     se: float
     width: int
+
+    def value(self, score: str) -> float:
+        """The subset's ``score`` (``"alignment"`` or ``"probe"``)."""
+        return self.alignment if score == "alignment" else self.accuracy
+
+    def value_se(self, score: str) -> float:
+        return self.alignment_se if score == "alignment" else self.se
+
+    def describe(self, score: str) -> str:
+        """The subset's ``score`` as text (an alignment, or a probe accuracy in %)."""
+        return _describe(self.value(score), score)
+
+
+def _describe(value: float, score: str) -> str:
+    return f"alignment {value:.4f}" if score == "alignment" else f"probe {100 * value:.1f} %"
 
 
 @dataclass
@@ -47,6 +67,8 @@ class TeacherRanking:
     folds: int
     repeats: int
     c: float
+    #: what orders subsets and drives the selection: "alignment" or "probe"
+    score: str
     teachers: list[TeacherScore]
     cka_teachers: list[str]
     cka: list[list[float]]
@@ -58,6 +80,8 @@ class TeacherRanking:
     seconds: dict[str, float] = field(default_factory=dict)
     #: the out-of-fold scores behind ``subsets`` (per-row correctness included); not serialised
     probe_scores: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    #: the alignment scores behind ``subsets`` (per left-out fold); not serialised
+    alignment_scores: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def subset_score(self, teachers: list[str] | tuple[str, ...]) -> SubsetScore | None:
         """The score of the subset made of ``teachers`` (any order), if it was scored."""
@@ -67,6 +91,7 @@ class TeacherRanking:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("probe_scores", None)
+        out.pop("alignment_scores", None)
         for step in out["selection"]:
             step["subset"] = list(step["subset"])
         return out
@@ -81,15 +106,17 @@ class TeacherRanking:
         return text
 
     def table(self) -> str:
-        """A Markdown table: one row per teacher, best probe first, then the recommendation."""
+        """A Markdown table: one row per teacher, best first, then the recommendation."""
+        by = "kernel alignment" if self.score == "alignment" else "probe accuracy"
         lines = [
-            f"Teachers ranked on {self.n_rows} labelled training rows of `{self.dataset}` "
+            f"Teachers ranked by {by} on {self.n_rows} labelled training rows of `{self.dataset}` "
             f"({self.classes} classes; {self.folds}-fold probe"
             + (f" × {self.repeats}" if self.repeats > 1 else "")
             + ")",
             "",
-            "| rank | teacher | probe acc % (CV) | LogME | width | params | extract s / 1k rows | rec. |",
-            "|---|---|---|---|---|---|---|---|",
+            "| rank | teacher | kernel alignment | probe acc % (CV) | LogME | width | params "
+            "| extract s / 1k rows | rec. |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for t in self.teachers:
             cost = "—" if t.seconds_per_1k_rows is None else f"{t.seconds_per_1k_rows:.2f}"
@@ -97,23 +124,26 @@ class TeacherRanking:
                 cost += f" ({t.cost_source})"
             params = "—" if t.params is None else f"{t.params / 1e6:.1f} M"
             lines.append(
-                f"| {t.rank} | {t.teacher} | {100 * t.probe_accuracy:.1f} ± {100 * t.probe_se:.1f} | "
+                f"| {t.rank} | {t.teacher} | {t.alignment:.4f} ± {t.alignment_se:.4f} | "
+                f"{100 * t.probe_accuracy:.1f} ± {100 * t.probe_se:.1f} | "
                 f"{t.logme:.3f} | {t.width} | {params} | {cost} | {'yes' if t.recommended else ''} |"
             )
         rec = self.subset_score(self.recommended)
         lines += [
             "",
             f"Recommended: {' + '.join(self.recommended)}"
-            + (f" (probe {100 * rec.accuracy:.1f} %)" if rec else ""),
+            + (f" ({rec.describe('alignment')}, {rec.describe('probe')})" if rec else ""),
         ]
         for step in self.selection:
-            lines.append(f"- {' + '.join(step['subset'])}: {100 * step['accuracy']:.1f} %, {step['reason']}")
+            lines.append(
+                f"- {' + '.join(step['subset'])}: {_describe(step['score'], self.score)}, {step['reason']}"
+            )
         for t, why in self.excluded.items():
             lines.append(f"- {t}: outside the budget ({why})")
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
-        """Probe accuracy per teacher and per scored subset (left), pairwise CKA heat map (right)."""
+        """The ranking's score per teacher and per scored subset (left), pairwise CKA heat map (right)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -129,17 +159,24 @@ class TeacherRanking:
             gridspec_kw={"width_ratios": [1.4, 1]},
         )
         rec = set(self.recommended)
-        subsets = sorted(self.subsets, key=lambda s: s.accuracy)
+        subsets = sorted(self.subsets, key=lambda s: s.value(self.score))
+        scale = 1.0 if self.score == "alignment" else 100.0
         labels = [" + ".join(s.teachers) for s in subsets]
         colors = [
             "C2" if set(s.teachers) == rec else ("C0" if len(s.teachers) == 1 else "C7") for s in subsets
         ]
         ys = np.arange(len(subsets))
-        ax1.barh(ys, [100 * s.accuracy for s in subsets], xerr=[100 * s.se for s in subsets], color=colors)
+        value = [scale * s.value(self.score) for s in subsets]
+        err = [scale * s.value_se(self.score) for s in subsets]
+        ax1.barh(ys, value, xerr=err, color=colors)
         ax1.set_yticks(ys, labels, fontsize=7)
-        lo = min(100 * (s.accuracy - 2 * s.se) for s in subsets)
-        ax1.set_xlim(max(0.0, lo), 100 * max(s.accuracy + 2 * s.se for s in subsets))
-        ax1.set_xlabel("cross-validated probe accuracy % (± SE)")
+        lo = min(v - 2 * e for v, e in zip(value, err, strict=True))
+        ax1.set_xlim(max(0.0, lo), max(v + 2 * e for v, e in zip(value, err, strict=True)))
+        ax1.set_xlabel(
+            "kernel-target alignment (± jackknife SE)"
+            if self.score == "alignment"
+            else "cross-validated probe accuracy % (± SE)"
+        )
         ax1.set_title("single teachers (blue), subsets (grey), recommended (green)", fontsize=9)
         m = np.asarray(self.cka)
         im = ax2.imshow(m, vmin=0, vmax=1, cmap="viridis")

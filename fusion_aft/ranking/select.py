@@ -1,10 +1,13 @@
-"""Greedy forward selection of a teacher subset on the cross-validated probe of the concatenation.
+"""Greedy forward selection of a teacher subset on a subset score.
 
 Start from the best single teacher; at each step try adding each remaining teacher (within the
-budgets), take the one whose concatenated features give the best out-of-fold probe accuracy, and
-keep it when its gain over the current set is above ``min_gain_se`` standard errors of that gain.
-The gain is measured row by row on the same folds (out-of-fold correctness of the larger set
-minus that of the current set), so its standard error is that of a paired difference.
+budgets), take the one whose subset scores best, and keep it when its gain over the current set
+is above ``min_gain_se`` standard errors of that gain. The score is the kernel-target alignment
+of the subset's mean kernel (:mod:`fusion_aft.ranking.alignment`, the default of
+:func:`~fusion_aft.ranking.rank_features`) or the cross-validated probe of the concatenated
+features (:mod:`fusion_aft.ranking.probe`). Either way the gain is a paired difference on the
+same folds (per row for the probe, per left-out fold for the alignment), so its standard error
+is that of a paired difference.
 
 The stopping rule is the one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani &
 Friedman, *Elements of Statistical Learning*, §7.10): a difference within one standard error is
@@ -18,13 +21,13 @@ treated as noise. Which side gets the benefit of the doubt is ``min_gain_se``:
   significant gain to add a teacher keeps one teacher almost always; the offline suite's
   ablation shows that this loses accuracy under AFT.
 * ``+1`` (parsimonious): a teacher is added only when it improves the probe by more than one
-  standard error: the smallest, cheapest set the probe can justify, e.g. for a student trained
+  standard error: the smallest, cheapest set the score can justify, e.g. for a student trained
   by a method that does not weight features.
 
 The budgets (``max_width``, ``max_cost``) bound the set either way.
 Example::
 
-    def score(subset):             # any callable: subset -> ProbeScore
+    def score(subset):             # any callable: subset -> ProbeScore or AlignmentScore
         return cv_probe(features_of(subset), labels)
     sel = greedy_select(["a", "b", "c"], score, width={"a": 384, ...}, max_width=800)
     sel.chosen, [s.__dict__ for s in sel.steps]
@@ -34,11 +37,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fusion_aft.errors import UserInputError
-from fusion_aft.ranking.probe import ProbeScore, paired_gain
 
-__all__ = ["Selection", "SelectionStep", "greedy_select"]
+__all__ = ["Selection", "SelectionStep", "SubsetScoreLike", "greedy_select"]
+
+
+class SubsetScoreLike(Protocol):
+    """What selection needs of a subset's score (:class:`~fusion_aft.ranking.probe.ProbeScore`,
+    :class:`~fusion_aft.ranking.alignment.AlignmentScore`)."""
+
+    percent: bool
+
+    @property
+    def value(self) -> float: ...
+
+    @property
+    def se(self) -> float: ...
+
+    def gain_over(self, other: SubsetScoreLike) -> tuple[float, float]: ...
+
+
+def format_gain(value: float, percent: bool) -> str:
+    """A gain or bound as text: percentage points for accuracies, a plain difference otherwise."""
+    return f"{100 * value:+.2f} pt" if percent else f"{value:+.4f}"
 
 
 @dataclass
@@ -46,7 +69,7 @@ class SelectionStep:
     """One step of the forward selection: the best candidate set and whether it was kept."""
 
     subset: tuple[str, ...]
-    accuracy: float
+    score: float
     gain: float | None
     gain_se: float | None
     kept: bool
@@ -58,7 +81,7 @@ class Selection:
     """The recommended subset and how it was reached."""
 
     chosen: tuple[str, ...]
-    accuracy: float
+    score: float
     se: float
     steps: list[SelectionStep] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)  # teacher -> why it could not be used
@@ -82,7 +105,7 @@ def _fits(
 
 def greedy_select(
     teachers: Sequence[str],
-    score: Callable[[tuple[str, ...]], ProbeScore],
+    score: Callable[[tuple[str, ...]], SubsetScoreLike],
     width: Mapping[str, float],
     cost: Mapping[str, float | None] | None = None,
     max_width: float | None = None,
@@ -121,9 +144,9 @@ def greedy_select(
         return tuple(sorted(subset, key=order.__getitem__))
 
     singles = {t: score((t,)) for t in usable}
-    first = max(usable, key=lambda t: (singles[t].accuracy, -order[t]))
+    first = max(usable, key=lambda t: (singles[t].value, -order[t]))
     current, current_score = (first,), singles[first]
-    steps = [SelectionStep(current, current_score.accuracy, None, None, True, "best single teacher")]
+    steps = [SelectionStep(current, current_score.value, None, None, True, "best single teacher")]
     while True:
         candidates = [
             key((*current, t))
@@ -134,17 +157,15 @@ def greedy_select(
         if not candidates:
             break
         scored = {c: score(c) for c in candidates}
-        best = max(candidates, key=lambda c: (scored[c].accuracy, -sum(width[t] for t in c)))
-        gain, se = paired_gain(scored[best], current_score)
+        best = max(candidates, key=lambda c: (scored[c].value, -sum(width[t] for t in c)))
+        gain, se = scored[best].gain_over(current_score)
         kept = gain > min_gain_se * se
-        bound = f"{min_gain_se:+g} SE ({100 * min_gain_se * se:+.2f} pt)"
-        reason = (
-            f"gain {100 * gain:+.2f} pt > {bound}: add"
-            if kept
-            else f"gain {100 * gain:+.2f} pt ≤ {bound}: stop"
-        )
-        steps.append(SelectionStep(best, scored[best].accuracy, gain, se, kept, reason))
+        pct = scored[best].percent
+        bound = f"{min_gain_se:+g} SE ({format_gain(min_gain_se * se, pct)})"
+        verdict = "> " + bound + ": add" if kept else "≤ " + bound + ": stop"
+        reason = f"gain {format_gain(gain, pct)} {verdict}"
+        steps.append(SelectionStep(best, scored[best].value, gain, se, kept, reason))
         if not kept:
             break
         current, current_score = best, scored[best]
-    return Selection(current, current_score.accuracy, current_score.se, steps, excluded)
+    return Selection(current, current_score.value, current_score.se, steps, excluded)

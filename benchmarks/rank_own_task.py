@@ -7,9 +7,11 @@ between the ranking's subset scores (kernel alignment, and the probe for compari
 test accuracies, and whether the recommended subset is within one standard error of the best.
 Finished runs are reused (a run folder with ``result.json`` is not trained again).
 
-    python benchmarks/rank_own_task.py --dataset bbc.csv --n-labels 100 \\
+    python benchmarks/public_tasks.py --out tasks      # writes tasks/bbc.csv
+    python benchmarks/rank_own_task.py --dataset tasks/bbc.csv --n-labels 100 \\
         --teachers all-minilm-l6-v2,paraphrase-minilm-l3-v2,glove-6b-50d \\
-        --beta 3 --steps 1000 --seeds 0,1,2 --runs runs/bbc-ablation --out benchmarks/results/own_task
+        --beta 3 --steps 1000 --seeds 0,1,2 --runs runs/bbc-ablation \\
+        --out benchmarks/results/public/bbc-ranking
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ def _spearman(x: list[float], y: list[float]) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
+
+
+def _stl(args: argparse.Namespace) -> list[float]:
+    """The student alone (cross-entropy only) on the same rows, per seed, for reference."""
+    import fusion_aft
+
+    out = []
+    for seed in args.seeds:
+        folder = args.runs / f"stl-s{seed}"
+        if not (folder / "result.json").is_file():
+            fusion_aft.train(dataset=str(args.dataset), method="none", steps=args.steps,
+                             n_labels=args.n_labels, seed=seed, out=str(folder))
+        out.append(float(json.loads((folder / "result.json").read_text(encoding="utf8"))["test_accuracy"]))
+    return out
 
 
 def _ablation(args: argparse.Namespace, teachers: list[str]) -> dict[tuple[str, ...], list[float]]:
@@ -65,6 +81,7 @@ def main() -> None:
     teachers = [t for t in args.teachers.split(",") if t]
     ranking = fusion_aft.rank_teachers(str(args.dataset), teachers, n_labels=args.n_labels, progress=False)
     ablation = _ablation(args, teachers)
+    stl = _stl(args)
     stats = {
         k: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / math.sqrt(len(v))), "n": len(v)}
         for k, v in ablation.items()
@@ -76,7 +93,7 @@ def main() -> None:
     gap = stats[best]["mean"] - stats[rec]["mean"]
     gap_se = math.sqrt(stats[best]["se"] ** 2 + stats[rec]["se"] ** 2)
     result: dict[str, Any] = {
-        "dataset": str(args.dataset),
+        "dataset": args.dataset.name,
         "n_labels": args.n_labels,
         "beta": args.beta,
         "steps": args.steps,
@@ -88,6 +105,8 @@ def main() -> None:
         "best": list(best),
         "best_acc": stats[best],
         "within_1se": gap <= gap_se,
+        "stl": {"mean": float(np.mean(stl)), "se": float(np.std(stl, ddof=1) / math.sqrt(len(stl))),
+                "runs": stl},
         "ranking": ranking.as_dict(),
         "ablation": {"+".join(k): v for k, v in stats.items()},
     }
@@ -103,7 +122,8 @@ def main() -> None:
         f"probe {result['spearman_probe']:+.2f}. Recommended {' + '.join(rec)}: "
         f"{100 * stats[rec]['mean']:.1f} ± {100 * stats[rec]['se']:.1f} %; best {' + '.join(best)}: "
         f"{100 * stats[best]['mean']:.1f} ± {100 * stats[best]['se']:.1f} % "
-        f"({'within' if result['within_1se'] else 'not within'} 1 SE).",
+        f"({'within' if result['within_1se'] else 'not within'} 1 SE). The student alone (STL): "
+        f"{100 * result['stl']['mean']:.1f} ± {100 * result['stl']['se']:.1f} %.",
         "",
         ranking.table(),
         "",
@@ -115,6 +135,14 @@ def main() -> None:
             f"| {' + '.join(k)} | {s.alignment:.4f} ± {s.alignment_se:.4f} | {100 * s.accuracy:.1f} ± "
             f"{100 * s.se:.1f} | {100 * stats[k]['mean']:.1f} ± {100 * stats[k]['se']:.1f} |"
         )
+    lines += [
+        "",
+        "Reproduce: `python benchmarks/public_tasks.py --out tasks` writes the CSV, then "
+        f"`python benchmarks/rank_own_task.py --dataset tasks/{args.dataset.name}"
+        + (f" --n-labels {args.n_labels}" if args.n_labels else "")
+        + f" --teachers {','.join(teachers)} --beta {args.beta:g} --steps {args.steps} "
+        f"--seeds {','.join(map(str, args.seeds))} --runs RUNS --out OUT`.",
+    ]
     (args.out / "ranking.md").write_text("\n".join(lines) + "\n", encoding="utf8")
     print("\n".join(lines))  # noqa: T201 - a script's report
 

@@ -104,14 +104,17 @@ def rank_features(
     probe = FoldedProbe(dict(features), y, folds=folds, repeats=repeats, seed=seed, c=c)
     alignment = FoldedAlignment(dict(features), y, folds=folds, seed=seed)
 
-    def probe_score(subset: tuple[str, ...]) -> ProbeScore:
+    def ensure_scored(subset: tuple[str, ...]) -> None:
         if subset not in cache:
             cache[subset] = probe.score(subset)
             aligned[subset] = alignment.score(subset)
+
+    def probe_score(subset: tuple[str, ...]) -> ProbeScore:
+        ensure_scored(subset)
         return cache[subset]
 
     def alignment_score(subset: tuple[str, ...]) -> AlignmentScore:
-        probe_score(subset)
+        ensure_scored(subset)
         return aligned[subset]
 
     width = {t: int(features[t].shape[1]) for t in names}
@@ -130,9 +133,9 @@ def rank_features(
     if all_subsets:
         for k in range(1, len(names) + 1):
             for subset in itertools.combinations(names, k):
-                probe_score(subset)
+                ensure_scored(subset)
     for t in names:
-        probe_score((t,))
+        ensure_scored((t,))
     score_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()

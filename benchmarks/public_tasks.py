@@ -53,7 +53,8 @@ def subjectivity_rows(per_class: int = 400) -> list[tuple[str, str, str]]:
     plot, review = [], []
     with bz2.open(path, "rt", encoding="utf8") as f:
         for row in csv.DictReader(f):
-            (plot if row["category"] == "plot" else review).append(row["text"])
+            if row["text"].strip():  # a few plot rows are empty
+                (plot if row["category"] == "plot" else review).append(row["text"].strip())
     rng = random.Random(0)
     p = [(f"p{i}", t, "plot") for i, t in enumerate(plot)]
     r = [(f"r{i}", t, "review") for i, t in enumerate(review)]

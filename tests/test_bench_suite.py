@@ -94,11 +94,20 @@ def test_teacher_refs_parse_options():
 
 def test_shipped_suites_validate():
     names = list_suites()
-    assert {"offline", "paper-vision", "paper-nlp", "paper-multimodal"} <= set(names)
+    assert {"offline", "offline-pretrained", "paper-vision", "paper-nlp", "paper-multimodal"} <= set(names)
     for name in names:
         suite = load_suite(name)
         assert suite.tasks and suite.name == name
     validate_names(load_suite("offline"))
+    # the pretrained variant runs the same tasks and teachers with the default pretrained students
+    scratch = {t.name: t for t in load_suite("offline").resolved()}
+    pretrained = {t.name: t for t in load_suite("offline-pretrained").resolved()}
+    assert set(pretrained) == set(scratch)
+    assert {n: t.student for n, t in pretrained.items()} == {
+        "fashion_mnist": "image_lite0", "rotten_tomatoes": "text_glove", "emoji": "image_lite0"
+    }
+    assert all(pretrained[n].teachers == scratch[n].teachers for n in scratch)
+    validate_names(load_suite("offline-pretrained"))
 
 
 def test_unknown_suite_name_suggests_close_matches(tmp_path):

@@ -13,14 +13,14 @@ The stopping rule is the one-standard-error rule (Breiman et al. 1984; Hastie, T
 Friedman, *Elements of Statistical Learning*, §7.10): a difference within one standard error is
 treated as noise. Which side gets the benefit of the doubt is ``min_gain_se``:
 
-* ``-1`` (the default, for AFT): a teacher is added unless it makes the probe worse by more than
+* ``-1`` (the default, for AFT): a teacher is added unless it makes the score worse by more than
   one standard error. AFT learns a weight μ per teacher feature and switches off what does not
-  help (Qiu et al. 2024, §3.2), so a teacher the probe cannot show to be harmful costs extraction
+  help (Qiu et al. 2024, §3.2), so a teacher the score cannot show to be harmful costs extraction
   time, not accuracy, while leaving out a useful one costs accuracy. With a few hundred labelled
-  rows the probe's differences between subsets are mostly within noise, so a rule that needs a
+  rows the differences between subsets are mostly within noise, so a rule that needs a
   significant gain to add a teacher keeps one teacher almost always; the offline suite's
   ablation shows that this loses accuracy under AFT.
-* ``+1`` (parsimonious): a teacher is added only when it improves the probe by more than one
+* ``+1`` (parsimonious): a teacher is added only when it improves the score by more than one
   standard error: the smallest, cheapest set the score can justify, e.g. for a student trained
   by a method that does not weight features.
 

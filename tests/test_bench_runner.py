@@ -65,6 +65,8 @@ def test_first_run_writes_every_cell_and_the_report(first_run):
     se = (sum((x - mean[low]) ** 2 for x in ce[low]) / 2) ** 0.5 / 3**0.5
     assert tuned["chosen"] == max(b for b in mean if mean[b] <= mean[low] + se)
     assert tuned["cross_entropy"][f"{low:g}"]["stderr"] == pytest.approx(se)
+    # a lowest loss at the grid's largest β is flagged (a larger β may do better), in the report too
+    assert tuned["lowest_at_largest_beta"] == (low == 10.0)
     runs = [c for c in saved["cells"] if c["kind"] == "run"]
     aft = [c for c in runs if c["method"] == "aft"]
     assert {c["beta"] for c in aft} == {saved["tuning"]["rt"]["aft"]["chosen"]}
@@ -81,6 +83,7 @@ def test_first_run_writes_every_cell_and_the_report(first_run):
     assert all(c["steps"] == 2 for c in tune) and {c["fold"] for c in tune} == {0, 1, 2}
     report = (out / "report.md").read_text()
     assert "## Summary" in report and "| AFT |" in report and "Teacher ablation" in report
+    assert ("at the grid's largest β" in report) == (low == 10.0)
     csv_rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv_rows) == 1 + 17
 
@@ -200,3 +203,17 @@ def test_parallel_progress_counts_each_cell_once_when_it_lands(first_run, tmp_pa
     ran = run_parallel(task, cells, tmp_path, 2, on_progress=counts.append, poll_seconds=0.05)
     assert ran == 4 and sum(counts) == 4 and all(n > 0 for n in counts)
     assert all(store.get(c) is not None for c in cells)
+
+
+def test_report_marks_a_beta_chosen_where_the_loss_still_falls() -> None:
+    from fusion_aft.bench.report import _tuning_section
+
+    def info(edge: bool) -> dict:
+        ce = {"3": {"mean": 0.7, "stderr": 0.02}, "30": {"mean": 0.6 if edge else 0.8, "stderr": 0.02}}
+        return {"scores": [(3.0, 0.6), (30.0, 0.7)], "cross_entropy": ce, "chosen": 30.0 if edge else 3.0,
+                "lowest_at_largest_beta": edge}
+
+    edge = "\n".join(_tuning_section({"tuning": {"rt": {"aft": info(True)}}}))
+    assert "| 30* |" in edge and "grid's largest β" in edge
+    inside = "\n".join(_tuning_section({"tuning": {"rt": {"aft": info(False)}}}))
+    assert "| 3 |" in inside and "grid's largest β" not in inside

@@ -90,6 +90,7 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     bound = statistics.fmean(per_beta[lowest]) + statistics.stdev(per_beta[lowest]) / math.sqrt(3)
     assert result.beta == max(b for b in grid if statistics.fmean(per_beta[b]) <= bound)
     assert sweep["best_beta"] == result.beta == result.sweep["best_beta"]
+    assert sweep["lowest_at_largest_beta"] == (lowest == max(grid))
     assert (run / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for beta in grid:  # each candidate kept its metrics, its weights were dropped
         folder = run / "sweep" / "fold-0" / f"beta-{beta:g}"
@@ -126,3 +127,21 @@ def test_a_given_beta_is_used_exactly_and_runs_no_sweep(tmp_path) -> None:
     metrics = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {m["beta"] for m in metrics if m.get("phase") == "train"} == {10.0}
     assert json.loads((result.run_dir / "result.json").read_text())["beta"] == 10.0
+
+
+def test_a_lowest_loss_at_the_grids_largest_beta_is_flagged() -> None:
+    from fusion_aft.training.sweep import summarise_runs
+
+    def runs(losses: dict[float, list[float]]) -> list[dict]:
+        return [{"beta": b, "fold": f, "holdout_cross_entropy": v, "holdout_accuracy": 0.5,
+                 "steps": 2, "wall_time_s": 0.1} for b, vs in losses.items() for f, v in enumerate(vs)]
+
+    falling = summarise_runs(
+        runs({3.0: [0.73, 0.72, 0.74], 10.0: [0.65, 0.64, 0.66], 30.0: [0.59, 0.60, 0.58]}), "one_se"
+    )
+    assert falling["best_beta"] == 30.0 and falling["lowest_at_largest_beta"] is True
+    inside = summarise_runs(
+        runs({3.0: [0.7, 0.7, 0.7], 10.0: [0.6, 0.61, 0.59], 30.0: [0.9, 0.9, 0.9]}), "one_se"
+    )
+    assert inside["best_beta"] == 10.0 and inside["lowest_at_largest_beta"] is False
+    assert summarise_runs(runs({1.0: [0.5, 0.5]}), "one_se")["lowest_at_largest_beta"] is False

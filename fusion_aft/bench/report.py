@@ -329,6 +329,9 @@ def _tuning_section(results: dict[str, Any]) -> list[str]:
                 s = ce.get(f"{b:g}")
                 spread = f"{s['mean']:.3f} ± {s['stderr']:.3f} " if s else ""
                 parts.append(f"{b:g}: {spread}({100 * a:.1f})")
-            rows.append([task, method_label(method), ", ".join(parts), f"{info['chosen']:g}"])
+            edge = "*" if info.get("lowest_at_largest_beta") else ""
+            rows.append([task, method_label(method), ", ".join(parts), f"{info['chosen']:g}{edge}"])
     md += [_md_table(["task", "method", "β: holdout CE ± SE (accuracy %)", "chosen β"], rows), ""]
+    if any(info.get("lowest_at_largest_beta") for methods in tuning.values() for info in methods.values()):
+        md += ["\\* the lowest cross-entropy is at the grid's largest β: a larger β may do better.", ""]
     return md

@@ -68,6 +68,8 @@ def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
             "rule": "one_se",
             "min_beta": choice["min_beta"],
             "chosen": choice["beta"],
+            # the loss still falls at the grid's edge: the best β may lie beyond it
+            "lowest_at_largest_beta": len(per_beta) > 1 and choice["min_beta"] == max(per_beta),
         }
     return out
 

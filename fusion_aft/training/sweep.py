@@ -112,6 +112,16 @@ def run_sweep(
     record.update(summarise_runs(record["runs"], rule))
     atomic_write_json(path, record)
     plot_sweep(record, run_dir / "sweep.png")
+    if record["lowest_at_largest_beta"]:
+        top = max(record["grid"])
+        log.warning(
+            "β=%g, the largest value of the grid, has the lowest holdout cross-entropy: a larger β may "
+            "do better; extend the grid, e.g. --beta-grid %g,%g,%g",
+            top,
+            top,
+            3 * top,
+            10 * top,
+        )
     return record
 
 
@@ -140,10 +150,13 @@ def summarise_runs(runs: Sequence[dict[str, Any]], rule: Rule) -> dict[str, Any]
             }
         )
     best = next(c for c in candidates if c["beta"] == choice["beta"])
+    grid = sorted(losses)
     return {
         "candidates": candidates,
         "best_beta": choice["beta"],
         "min_mean_beta": choice["min_beta"],
+        # the loss still falls at the grid's edge: the best β may lie beyond it
+        "lowest_at_largest_beta": len(grid) > 1 and choice["min_beta"] == grid[-1],
         "threshold": choice["threshold"],
         "best_cross_entropy": best["mean_cross_entropy"],
         "best_holdout_accuracy": best["holdout_accuracy"],

@@ -207,6 +207,14 @@ def test_rank_on_a_label_budget_uses_only_the_drawn_rows() -> None:
         fusion_aft.rank_teachers("rotten_tomatoes", "glove-6b-50d,glove-6b-50d", progress=False)
 
 
+def test_an_unknown_score_is_refused_before_any_bank_is_touched(tmp_path: Path) -> None:
+    import fusion_aft
+
+    with pytest.raises(UserInputError, match="unknown subset score 'bogus'; choose one of: alignment, probe"):
+        fusion_aft.rank_teachers("rotten_tomatoes", "glove-6b-50d", score="bogus", cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_ranking_reads_the_bank_training_built(tmp_path: Path, monkeypatch) -> None:
     # a user's CSV with unlabelled rows (empty labels): train first, then rank; the ranking must
     # find the bank training built over the labelled and unlabelled rows and extract nothing

@@ -59,8 +59,9 @@ def rank(
     """Kernel alignment, probe accuracy (CV), LogME, width, parameters and cost per teacher; CKA
     per pair; a recommended subset.
 
-    Works on the labelled rows of the train split only (never the test split), from the feature
-    banks; missing banks are extracted first (resumable, as `fusion-aft extract`).
+    Works on the labelled rows of the train split only (never the test split),
+    from the feature banks; missing banks are extracted first (resumable, as
+    `fusion-aft extract`).
     """
     import fusion_aft
     from fusion_aft.cli.options import parse_options

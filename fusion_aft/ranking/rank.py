@@ -270,6 +270,8 @@ def rank_teachers(
     """
     import fusion_aft
 
+    if score not in SCORES:  # before any bank is read or extracted
+        raise UserInputError(f"unknown subset score {score!r}; choose one of: {', '.join(SCORES)}")
     refs = [t.strip() for t in teachers.split(",")] if isinstance(teachers, str) else list(teachers)
     refs = [t for t in refs if t]
     if not refs:

@@ -46,6 +46,7 @@ class SubsetScore:
         return self.alignment if score == "alignment" else self.accuracy
 
     def value_se(self, score: str) -> float:
+        """The standard error of the subset's ``score``."""
         return self.alignment_se if score == "alignment" else self.se
 
     def describe(self, score: str) -> str:

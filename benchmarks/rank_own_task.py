@@ -32,36 +32,36 @@ def _spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def _stl(args: argparse.Namespace) -> list[float]:
-    """The student alone (cross-entropy only) on the same rows, per seed, for reference."""
+def _accuracy(folder: Path, **train_options: Any) -> float:
+    """The test accuracy of the run in ``folder``, trained first unless it has finished before."""
     import fusion_aft
 
-    out = []
-    for seed in args.seeds:
-        folder = args.runs / f"stl-s{seed}"
-        if not (folder / "result.json").is_file():
-            fusion_aft.train(dataset=str(args.dataset), method="none", steps=args.steps,
-                             n_labels=args.n_labels, seed=seed, out=str(folder))
-        out.append(float(json.loads((folder / "result.json").read_text(encoding="utf8"))["test_accuracy"]))
-    return out
+    done = folder / "result.json"
+    if not done.is_file():
+        fusion_aft.train(out=str(folder), **train_options)
+    return float(json.loads(done.read_text(encoding="utf8"))["test_accuracy"])
+
+
+def _stl(args: argparse.Namespace) -> list[float]:
+    """The student alone (cross-entropy only) on the same rows, per seed, for reference."""
+    return [
+        _accuracy(args.runs / f"stl-s{seed}", dataset=str(args.dataset), method="none", steps=args.steps,
+                  n_labels=args.n_labels, seed=seed)
+        for seed in args.seeds
+    ]
 
 
 def _ablation(args: argparse.Namespace, teachers: list[str]) -> dict[tuple[str, ...], list[float]]:
-    import fusion_aft
-
+    """AFT's test accuracy per teacher subset (sorted names) and seed, with the fixed β."""
     out: dict[tuple[str, ...], list[float]] = {}
     for k in range(1, len(teachers) + 1):
         for subset in itertools.combinations(teachers, k):
-            for seed in args.seeds:
-                folder = args.runs / f"{'+'.join(subset)}-s{seed}"
-                done = folder / "result.json"
-                if not done.is_file():
-                    fusion_aft.train(
-                        dataset=str(args.dataset), method="aft", teachers=list(subset), beta=args.beta,
-                        steps=args.steps, n_labels=args.n_labels, seed=seed, out=str(folder),
-                    )
-                acc = json.loads(done.read_text(encoding="utf8"))["test_accuracy"]
-                out.setdefault(tuple(sorted(subset)), []).append(float(acc))
+            out[tuple(sorted(subset))] = [
+                _accuracy(args.runs / f"{'+'.join(subset)}-s{seed}", dataset=str(args.dataset), method="aft",
+                          teachers=list(subset), beta=args.beta, steps=args.steps, n_labels=args.n_labels,
+                          seed=seed)
+                for seed in args.seeds
+            ]
     return out
 
 

@@ -14,7 +14,7 @@ from fusion_aft.data.records import UNLABELLED, Split
 from fusion_aft.data.select import stratified_choice, stratified_folds, stratified_partition
 from fusion_aft.errors import UserInputError
 
-__all__ = ["concat", "holdout", "kfold", "label_budget", "unlabelled_pool"]
+__all__ = ["concat", "holdout", "kfold", "label_budget", "unlabelled_pool", "with_own_unlabelled"]
 
 
 def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
@@ -114,6 +114,12 @@ def concat(parts: list[Split], name: str) -> Split:
         raise UserInputError(f"splits {[p.name for p in parts]} share sample ids; they cannot be joined")
     labels = [v for p in parts for v in p.labels]
     return Split(name, ids, labels, _Joined(list(parts), False), _Joined(list(parts), True))
+
+
+def with_own_unlabelled(train: Split, own: Split) -> Split:
+    """The training split joined with the dataset's own unlabelled rows: the rows of the one bank
+    that training extracts when a dataset has such rows (and that the teacher ranking reads)."""
+    return concat([train, own], "train+unlabelled")
 
 
 def unlabelled_pool(parts: list[Split | None]) -> Split | None:

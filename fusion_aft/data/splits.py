@@ -6,6 +6,7 @@ the derived ones (look them up by id), and both are deterministic given ``seed``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,16 @@ from fusion_aft.data.records import UNLABELLED, Split
 from fusion_aft.data.select import stratified_choice, stratified_folds, stratified_partition
 from fusion_aft.errors import UserInputError
 
-__all__ = ["concat", "holdout", "kfold", "label_budget", "unlabelled_pool", "with_own_unlabelled"]
+__all__ = [
+    "TrainingRows",
+    "concat",
+    "holdout",
+    "kfold",
+    "label_budget",
+    "training_rows",
+    "unlabelled_pool",
+    "with_own_unlabelled",
+]
 
 
 def holdout(split: Split, fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
@@ -130,3 +140,67 @@ def unlabelled_pool(parts: list[Split | None]) -> Split | None:
         return None
     pool = rows[0] if len(rows) == 1 else concat(rows, "unlabelled")
     return pool.relabel([UNLABELLED] * len(pool), "unlabelled")
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """The rows a training run uses: what cross-entropy sees and what only the regulariser sees.
+
+    ``unlabelled`` is the pool (labels ``-1``): rows whose labels a budget hides, rows of the
+    training split with no label, then the dataset's own unlabelled rows; ``own`` is the part of
+    the pool that comes from the dataset's own unlabelled split (its rows need teacher features
+    from a bank over more than the training split: :meth:`bank_rows`).
+    """
+
+    train: Split
+    labelled: Split
+    unlabelled: Split | None
+    own: Split | None
+
+    def without_unlabelled(self) -> TrainingRows:
+        return TrainingRows(self.train, self.labelled, None, None)
+
+    def bank_rows(self) -> Split | str:
+        """The rows the teachers' bank must cover: ``"train"``, or the training split joined with
+        the dataset's own unlabelled rows when the pool holds some."""
+        if self.unlabelled is not None and self.own is not None and len(self.own):
+            return with_own_unlabelled(self.train, self.own)
+        return "train"
+
+
+def training_rows(
+    train: Split,
+    own: Split | None,
+    n_labels: int | None = None,
+    n_unlabelled: int | None = None,
+    seed: int = 0,
+) -> TrainingRows:
+    """Labelled rows and unlabelled pool of a run, the one rule for ``fusion-aft train`` and the
+    benchmark suites.
+
+    With ``n_labels``, a stratified draw of that many labelled rows; the other training rows join
+    the pool. ``n_unlabelled`` caps the pool, counting the hidden-label rows first, then a seeded
+    draw of the dataset's ``own`` unlabelled rows. Without ``n_labels``, every labelled training
+    row is labelled and the rows with no label, then ``own``, form the pool.
+    """
+    if n_labels is not None:
+        cap = None if n_unlabelled is None else min(n_unlabelled, len(train) - n_labels)
+        labelled, hidden = label_budget(train, n_labels, seed=seed, n_unlabelled=cap)
+        if cap is not None and own is not None:
+            own = _draw(own, n_unlabelled - cap, seed)
+    else:
+        labels = train.labels
+        unl_rows = [i for i, y in enumerate(labels) if y == UNLABELLED]
+        keep = [i for i, y in enumerate(labels) if y != UNLABELLED]
+        labelled = train.subset(keep, "labelled") if unl_rows else train
+        hidden = train.subset(unl_rows, "unlabelled") if unl_rows else None
+    own = own if own is not None and len(own) else None
+    return TrainingRows(train, labelled, unlabelled_pool([hidden, own]), own)
+
+
+def _draw(split: Split, n: int, seed: int) -> Split:
+    """``n`` rows of ``split`` (a seeded draw, source order kept); all of them when ``n`` is larger."""
+    if n >= len(split):
+        return split
+    rows = np.sort(np.random.default_rng([seed, 2]).choice(len(split), size=n, replace=False))
+    return split.subset(rows.tolist(), split.name)

@@ -212,17 +212,15 @@ def rank_features(
 
 
 def labelled_training_rows(dataset: Any, n_labels: int | None, seed: int) -> Any:
-    """The labelled rows of ``dataset``'s train split (a stratified draw of ``n_labels`` when given)."""
-    from fusion_aft.data.records import UNLABELLED
-    from fusion_aft.data.splits import label_budget
+    """``(train split, its labelled rows)``: the rows a training run with the same label budget
+    and seed gives the cross-entropy (a stratified draw of ``n_labels`` when given)."""
+    from fusion_aft.data.splits import training_rows
 
     train = dataset.split("train")
-    if n_labels is not None:
-        return train, label_budget(train, n_labels, seed=seed)[0]
-    keep = [i for i, v in enumerate(train.labels) if v != UNLABELLED]
-    if not keep:
+    labelled = training_rows(train, None, n_labels, None, seed).labelled
+    if not len(labelled):
         raise UserInputError(f"the train split of '{dataset.name}' has no labelled rows to rank teachers on")
-    return train, train.subset(keep, "labelled") if len(keep) < len(train) else train
+    return train, labelled
 
 
 def bank_candidates(dataset: Any, train: Any) -> list[Any]:

@@ -261,25 +261,16 @@ def _train(
 ) -> TrainResult:
     import fusion_aft.data as datasets
     import fusion_aft.objectives
-    from fusion_aft.data.splits import holdout, kfold, label_budget, unlabelled_pool, with_own_unlabelled
+    from fusion_aft.data.splits import holdout, kfold, training_rows
 
     t0 = time.perf_counter()
     if dataset is None:
         dataset = datasets.load(cfg.dataset, **cfg.dataset_options)
     train_split = dataset.split("train")
-    own = dataset.splits.get("unlabelled")  # a dataset's own unlabelled rows: never a class, never test
-    if cfg.n_labels is not None:
-        # n_unlabelled counts every unlabelled row: hidden labels first, then the dataset's own
-        cap = None if cfg.n_unlabelled is None else min(cfg.n_unlabelled, len(train_split) - cfg.n_labels)
-        labelled, hidden = label_budget(train_split, cfg.n_labels, seed=cfg.seed, n_unlabelled=cap)
-        if cap is not None and own is not None:
-            own = _draw(own, cfg.n_unlabelled - cap, cfg.seed)
-    else:
-        unl_rows = [i for i, y in enumerate(train_split.labels) if y == UNLABELLED]
-        keep = [i for i, y in enumerate(train_split.labels) if y != UNLABELLED]
-        labelled = train_split.subset(keep, "labelled") if unl_rows else train_split
-        hidden = train_split.subset(unl_rows, "unlabelled") if unl_rows else None
-    unlabelled = unlabelled_pool([hidden, own])
+    # a dataset's own unlabelled rows: never a class, never test
+    rows = training_rows(train_split, dataset.splits.get("unlabelled"), cfg.n_labels, cfg.n_unlabelled,
+                         cfg.seed)
+    labelled, unlabelled = rows.labelled, rows.unlabelled
     if unlabelled is None and cfg.use_unlabelled:
         raise UserInputError(
             f"use_unlabelled is set but dataset '{cfg.dataset}' has no unlabelled rows; give n_labels "
@@ -287,20 +278,19 @@ def _train(
             "unlabelled/ folder, or drop use_unlabelled"
         )
     if cfg.use_unlabelled is False:
-        unlabelled = None
+        rows = rows.without_unlabelled()
     elif unlabelled is not None and not uses_teachers:
         log.info(
             "method '%s' uses no teachers: the unlabelled rows would add nothing; skipping them", cfg.method
         )
-        unlabelled = None
+        rows = rows.without_unlabelled()
     elif unlabelled is not None:
         log.info("the regulariser also sees %d unlabelled rows (cross-entropy never does)", len(unlabelled))
+    unlabelled = rows.unlabelled
     bank = None
     if uses_teachers:
         # the dataset's own unlabelled rows need teacher features too: one bank over both splits
-        with_own = own is not None and len(own) and unlabelled is not None
-        rows = with_own_unlabelled(train_split, own) if with_own else "train"
-        bank = ensure_bank(cfg, dataset, rows, device)
+        bank = ensure_bank(cfg, dataset, rows.bank_rows(), device)
     _write_resolved(run_dir, cfg, device, labelled, unlabelled, bank, student_choice)
     spec = FitSpec(
         cfg=cfg,
@@ -413,16 +403,6 @@ def _write_resolved(
         data["resolved"]["beta_grid"] = list(cfg.beta_grid)
         data["resolved"]["beta_folds"] = cfg.beta_folds
     atomic_write_json(run_dir / CONFIG_FILE, data)
-
-
-def _draw(split: Any, n: int, seed: int) -> Any:
-    """``n`` rows of ``split`` (a seeded draw, source order kept); all of them when ``n`` is larger."""
-    import numpy as np
-
-    if n >= len(split):
-        return split
-    rows = np.sort(np.random.default_rng([seed, 2]).choice(len(split), size=n, replace=False))
-    return split.subset(rows.tolist(), split.name)
 
 
 def ensure_bank(cfg: TrainConfig, dataset: Any, rows: Any, device: torch.device) -> Any:

@@ -12,7 +12,10 @@ from fusion_aft.bench.suite import parse_suite
 
 def _csv(tmp_path, n_lab: int = 40, n_unl: int = 12):
     rows = ["id,text,label"]
-    rows += [f"l{i},{'good fine film' if i % 2 else 'bad dull plot'} {i},{'pos' if i % 2 else 'neg'}" for i in range(n_lab)]
+    rows += [
+        f"l{i},{'good fine film' if i % 2 else 'bad dull plot'} {i},{'pos' if i % 2 else 'neg'}"
+        for i in range(n_lab)
+    ]
     rows += [f"u{i},an unlabelled review {i}," for i in range(n_unl)]
     path = tmp_path / "reviews.csv"
     path.write_text("\n".join(rows) + "\n")

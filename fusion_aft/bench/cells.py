@@ -101,6 +101,12 @@ def beta_grid(task: ResolvedTask, method: str) -> list[float] | None:
     return None
 
 
+#: how a task's labelled rows and unlabelled pool are drawn (:func:`fusion_aft.data.splits.training_rows`);
+#: part of every digest, so cells finished under an earlier rule run again. 2: the pool includes the
+#: dataset's own unlabelled rows (1 left them out)
+POOL_RULE = 2
+
+
 def _settings(task: ResolvedTask) -> dict[str, Any]:
     """The task settings that change a cell's result (part of its digest)."""
     keys = (
@@ -124,7 +130,8 @@ def _settings(task: ResolvedTask) -> dict[str, Any]:
         "probe_c",
         "device",
     )
-    return {k: getattr(task, k) for k in keys} | {"method_options": task.method_options}
+    extra = {"method_options": task.method_options, "pool_rule": POOL_RULE}
+    return {k: getattr(task, k) for k in keys} | extra
 
 
 def tune_cells(task: ResolvedTask) -> list[Cell]:

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from fusion_aft.data.records import UNLABELLED
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config

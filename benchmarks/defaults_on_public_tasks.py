@@ -1,0 +1,150 @@
+"""AFT against the student alone with the defaults, on public tasks loaded as a user's CSV files.
+
+For every task and seed it trains the student alone (``--method none``) and AFT with ``--beta
+auto`` (3-fold cross-validation of β on the labelled rows), with no ``--student`` (the default
+pretrained student of the modality) and every other setting at its default, the way
+``fusion-aft train --dataset FILE.csv`` does. A task ``NAME`` is read from ``TASKS/NAME.csv``;
+when ``TASKS/NAME-test.csv`` exists it is the test split (``test_path``), else the default 20 %
+split of the file. Finished runs are reused (a run folder with ``result.json`` is not trained
+again). Writes ``defaults.md``, ``defaults.json`` and ``defaults.png`` into ``--out``.
+
+    python benchmarks/public_tasks.py --out tasks
+    python benchmarks/defaults_on_public_tasks.py --tasks-dir tasks --tasks bbc800,subj800 \\
+        --runs runs/defaults --out benchmarks/results/public/defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TEACHERS = "all-minilm-l6-v2,paraphrase-minilm-l3-v2"
+
+
+def run_or_reuse(folder: Path, **options: Any) -> dict[str, Any]:
+    """The ``result.json`` of the run in ``folder``, trained first unless it finished before."""
+    import fusion_aft
+
+    done = folder / "result.json"
+    if not done.is_file():
+        fusion_aft.train(out=str(folder), **options)
+    return json.loads(done.read_text(encoding="utf8"))
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var / n)
+
+
+def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """STL and AFT per seed on one task, with the test rows and the β each AFT run chose."""
+    data = args.tasks_dir / f"{name}.csv"
+    test = args.tasks_dir / f"{name}-test.csv"
+    options: dict[str, Any] = {"dataset": str(data)}
+    if test.is_file():
+        options["dataset_options"] = {"test_path": str(test)}
+    seeds = []
+    for seed in args.seeds:
+        stl = run_or_reuse(args.runs / f"{name}-stl-s{seed}", method="none", seed=seed, **options)
+        aft = run_or_reuse(args.runs / f"{name}-aft-s{seed}", method="aft", teachers=args.teachers,
+                           beta="auto", seed=seed, **options)
+        seeds.append(
+            {
+                "seed": seed,
+                "stl": stl["test_accuracy"],
+                "aft": aft["test_accuracy"],
+                "beta": aft["beta"],
+                "stl_seconds": stl["wall_time_s"],
+                "aft_seconds": aft["wall_time_s"],
+                "sweep_seconds": aft.get("sweep_wall_time_s"),
+                "student": aft["student"],
+                "n_labelled": aft["n_labelled"],
+                "n_test": aft["n_test"],
+            }
+        )
+    diffs = [s["aft"] - s["stl"] for s in seeds]
+    return {
+        "task": name,
+        "test_file": test.name if test.is_file() else None,
+        "seeds": seeds,
+        "stl": _mean_se([s["stl"] for s in seeds]),
+        "aft": _mean_se([s["aft"] for s in seeds]),
+        "aft_minus_stl": _mean_se(diffs),
+        "aft_above_on_every_seed": all(d > 0 for d in diffs),
+    }
+
+
+def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
+    lines = [
+        "# AFT against the student alone, default settings, public tasks",
+        "",
+        "`fusion-aft train --dataset FILE.csv --method none` against `--method aft --teachers "
+        f"{DEFAULT_TEACHERS} --beta auto`, no `--student`; accuracy on the test rows (%).",
+        "",
+        "| task | labelled / test rows | seed | STL | AFT | β chosen | AFT − STL | STL s | AFT s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for s in r["seeds"]:
+            lines.append(
+                f"| {r['task']} | {s['n_labelled']} / {s['n_test']} | {s['seed']} | {100 * s['stl']:.2f} | "
+                f"{100 * s['aft']:.2f} | {s['beta']:g} | {100 * (s['aft'] - s['stl']):+.2f} | "
+                f"{s['stl_seconds']:.0f} | {s['aft_seconds']:.0f} |"
+            )
+        (m_stl, se_stl), (m_aft, se_aft), (m_d, se_d) = r["stl"], r["aft"], r["aft_minus_stl"]
+        lines.append(
+            f"| **{r['task']}** | | mean ± SE | {100 * m_stl:.2f} ± {100 * se_stl:.2f} | "
+            f"{100 * m_aft:.2f} ± {100 * se_aft:.2f} | | **{100 * m_d:+.2f} ± {100 * se_d:.2f}** | | |"
+        )
+    lines.append("")
+    path.write_text("\n".join(lines), encoding="utf8")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """AFT − STL per seed and task (points) with the mean ± SE (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(results), 3.2), dpi=120)
+    for i, r in enumerate(results):
+        m, se = r["aft_minus_stl"]
+        ax.bar(i, 100 * m, yerr=100 * se, color="tab:blue", alpha=0.4, capsize=4)
+        ax.scatter([i] * len(r["seeds"]), [100 * (s["aft"] - s["stl"]) for s in r["seeds"]],
+                   color="tab:blue", zorder=3)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xticks(range(len(results)), [r["task"] for r in results])
+    ax.set_ylabel("AFT − STL, test accuracy (points)")
+    ax.set_title("defaults: AFT (β auto) vs the student alone", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks-dir", type=Path, default=Path("tasks"))
+    parser.add_argument("--tasks", default="bbc800,subj800")
+    parser.add_argument("--teachers", default=DEFAULT_TEACHERS)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--runs", type=Path, default=Path("runs/defaults"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/public/defaults"))
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.teachers = args.teachers.split(",")
+    results = [task_runs(args, name) for name in args.tasks.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "defaults.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+    write_markdown(results, args.out / "defaults.md")
+    plot(results, args.out / "defaults.png")
+    print((args.out / "defaults.md").read_text(encoding="utf8"))  # noqa: T201 - a script's output
+
+
+if __name__ == "__main__":
+    main()

@@ -145,3 +145,45 @@ def test_a_lowest_loss_at_the_grids_largest_beta_is_flagged() -> None:
     )
     assert inside["best_beta"] == 10.0 and inside["lowest_at_largest_beta"] is False
     assert summarise_runs(runs({1.0: [0.5, 0.5]}), "one_se")["lowest_at_largest_beta"] is False
+
+
+def _fold_runs(losses: dict[float, list[float]]) -> list[dict]:
+    return [{"beta": b, "fold": f, "holdout_cross_entropy": v, "holdout_accuracy": 0.5,
+             "steps": 2, "wall_time_s": 0.1} for b, vs in losses.items() for f, v in enumerate(vs)]
+
+
+def test_beta_values_ruled_out_past_the_minimum_are_counted_by_hand() -> None:
+    from fusion_aft.training.sweep import ruled_out_past_minimum
+
+    # means 0.30, 0.20 (SE 0.01 → threshold 0.21), 0.205 (within), 0.40 (out), 0.50 (out)
+    losses = {0.1: [0.3, 0.3, 0.3], 1.0: [0.19, 0.2, 0.21], 3.0: [0.205, 0.205, 0.205],
+              10.0: [0.4, 0.4, 0.4], 30.0: [0.5, 0.5, 0.5]}
+    assert ruled_out_past_minimum(_fold_runs(losses), "one_se") == 2  # 0.1 is below the minimum's β
+    assert ruled_out_past_minimum(_fold_runs(losses), "min") == 3  # the threshold is the minimum itself
+    assert ruled_out_past_minimum([], "one_se") == 0
+
+
+def test_the_sweep_stops_climbing_after_patience_ruled_out_betas(tmp_path) -> None:
+    from fusion_aft.training.sweep import ruled_out_past_minimum
+
+    # given out of order, run in increasing order; β = 0 overfits, huge β flatten the student
+    grid = [1e4, 0.0, 1e2, 1e6, 1e8]
+    opts = dict(beta="auto", beta_grid=grid, beta_rule="min", steps=60, lr=0.05)
+    result = _run(tmp_path, beta_patience=1, **opts)
+    sweep = json.loads((result.run_dir / "sweep.json").read_text())
+    ran = sorted({r["beta"] for r in sweep["runs"]})
+    assert [r["beta"] for r in sweep["runs"]] == [b for b in ran for _ in range(3)]
+    assert sweep["skipped"] and ran + sweep["skipped"] == sorted(grid) and sweep["patience"] == 1
+    # it stopped as soon as one β past the lowest loss was ruled out, not before
+    for k in range(1, len(ran)):
+        done = [r for r in sweep["runs"] if r["beta"] in ran[:k]]
+        assert ruled_out_past_minimum(done, "min") == 0
+    assert ruled_out_past_minimum(sweep["runs"], "min") == 1
+    assert result.beta in ran and result.beta == sweep["best_beta"]
+    whole = _run(tmp_path, beta_patience=0, out=tmp_path / "whole", **opts)
+    assert sorted({r["beta"] for r in whole.sweep["runs"]}) == sorted(grid) and whole.sweep["skipped"] == []
+    # the candidates it did run are the whole grid's first ones, loss for loss
+    head = whole.sweep["runs"][: len(sweep["runs"])]
+    assert [(r["beta"], r["fold"], r["holdout_cross_entropy"]) for r in head] == [
+        (r["beta"], r["fold"], r["holdout_cross_entropy"]) for r in sweep["runs"]
+    ]

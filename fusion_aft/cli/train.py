@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         beta_folds: int = typer.Option(
             None, "--beta-folds", help="folds of the labelled rows for --beta auto (3; 1 = one holdout)"
         ),
+        beta_patience: int = typer.Option(
+            None, "--beta-patience",
+            help="--beta auto stops after this many β past the lowest holdout loss are ruled out "
+            "(2; 0 = the whole grid)",
+        ),
         seed: int = typer.Option(None, "--seed", help="random seed (also picks the labelled rows)"),
         out: Path = typer.Option(None, "--out", "-o", help="run folder (default runs/<dataset>-...)"),
         steps: int = typer.Option(None, "--steps", help="optimiser steps (default ~5000, whole epochs)"),
@@ -128,6 +133,7 @@ def register(app: typer.Typer) -> None:
             "weight_decay": weight_decay,
             "schedule": schedule,
             "beta_folds": beta_folds,
+            "beta_patience": beta_patience,
             "seed": seed,
             "out": out,
             "steps": steps,
@@ -208,5 +214,7 @@ def register(app: typer.Typer) -> None:
                     f"{c['mean_cross_entropy']:.4f} ± {c['stderr_cross_entropy']:.4f}{mark}",
                     f"{c['holdout_accuracy']:.4f}",
                 )
+            for b in sw.get("skipped") or []:
+                sweep.add_row(f"{b:g}", "not run (stopped early)", "")
             console.print(sweep)
         err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

@@ -81,6 +81,12 @@ class TrainConfig(BaseModel):
     sweep_steps_fraction: float = Field(
         0.5, gt=0.0, le=1.0, description="steps of each β candidate, as a fraction of the final run's"
     )
+    beta_patience: int = Field(
+        2,
+        ge=0,
+        description="beta='auto' stops climbing the grid after this many β values past the lowest "
+        "holdout loss are ruled out by beta_rule (0 = run the whole grid)",
+    )
     beta_rule: Literal["one_se", "min"] = Field(
         "one_se",
         description="one_se: the largest β whose mean holdout cross-entropy is within one standard "

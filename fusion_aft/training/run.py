@@ -316,7 +316,8 @@ def _train(
         needs_pairs = bool(getattr(fusion_aft.objectives.get(cfg.method), "needs_pairs", False))
         final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
         candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
-        sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule)
+        sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule,
+                          cfg.beta_patience)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])

@@ -8,8 +8,8 @@ rule of :mod:`fusion_aft.training.selection`. The test split is never read.
 
 The grid runs from the smallest β up and stops early once ``patience`` (2 by default) of the β
 values past the lowest mean so far are above the rule's threshold: holdout cross-entropy against
-β is U-shaped, and a β the rule has ruled out twice in a row on the way up is not followed by one
-it would choose. On twelve recorded sweeps of two public tasks this skipped 0–3 of 7 β (a sixth
+β is U-shaped, so once the loss has risen out of the rule's reach twice on the way up, larger β
+are not chosen. On twelve recorded sweeps of two public tasks this skipped 0–2 of 7 β (a sixth
 of the cost) and never changed the choice. ``patience=0`` runs the whole grid.
 
 Cost: at most ``k × len(grid) × fraction`` final runs in steps, 10.5 with the defaults (3 folds,

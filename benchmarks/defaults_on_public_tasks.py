@@ -6,7 +6,9 @@ pretrained student of the modality) and every other setting at its default, the 
 ``fusion-aft train --dataset FILE.csv`` does. A task ``NAME`` is read from ``TASKS/NAME.csv``;
 when ``TASKS/NAME-test.csv`` exists it is the test split (``test_path``), else the default 20 %
 split of the file. Finished runs are reused (a run folder with ``result.json`` is not trained
-again). Writes ``defaults.md``, ``defaults.json`` and ``defaults.png`` into ``--out``.
+again). Writes ``defaults.md``, ``defaults.json`` and ``defaults.png`` into ``--out``, and each AFT
+run's ``sweep.json`` under ``sweeps/``, with a replay of the sweep's early stop on it: the β the
+whole grid chose against the β chosen from the candidates the early stop would have run.
 
     python benchmarks/public_tasks.py --out tasks
     python benchmarks/defaults_on_public_tasks.py --tasks-dir tasks --tasks bbc800,subj800 \\
@@ -34,6 +36,23 @@ def run_or_reuse(folder: Path, **options: Any) -> dict[str, Any]:
     return json.loads(done.read_text(encoding="utf8"))
 
 
+def replay_early_stop(sweep: dict[str, Any], patience: int = 2) -> dict[str, Any]:
+    """The β chosen from the candidates an early-stopped sweep would have run, against the whole
+    grid's choice (both from the recorded per-fold holdout losses)."""
+    from fusion_aft.training.sweep import ruled_out_past_minimum, summarise_runs
+
+    runs, rule = sweep["runs"], sweep["rule"]
+    order = sorted({float(r["beta"]) for r in runs})
+    kept: list[dict[str, Any]] = []
+    for beta in order:
+        if ruled_out_past_minimum(kept, rule) >= patience:
+            break
+        kept += [r for r in runs if float(r["beta"]) == beta]
+    ran = len({float(r["beta"]) for r in kept})
+    return {"patience": patience, "betas_run": ran, "grid": len(order),
+            "beta": summarise_runs(kept, rule)["best_beta"], "whole_grid_beta": sweep["best_beta"]}
+
+
 def _mean_se(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -51,8 +70,12 @@ def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:
     seeds = []
     for seed in args.seeds:
         stl = run_or_reuse(args.runs / f"{name}-stl-s{seed}", method="none", seed=seed, **options)
-        aft = run_or_reuse(args.runs / f"{name}-aft-s{seed}", method="aft", teachers=args.teachers,
-                           beta="auto", seed=seed, **options)
+        aft_dir = args.runs / f"{name}-aft-s{seed}"
+        aft = run_or_reuse(aft_dir, method="aft", teachers=args.teachers, beta="auto", seed=seed, **options)
+        sweep = json.loads((aft_dir / "sweep.json").read_text(encoding="utf8"))
+        (args.out / "sweeps").mkdir(parents=True, exist_ok=True)
+        (args.out / "sweeps" / f"{name}-s{seed}.json").write_text(json.dumps(sweep, indent=1) + "\n",
+                                                                  encoding="utf8")
         seeds.append(
             {
                 "seed": seed,
@@ -65,6 +88,7 @@ def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:
                 "student": aft["student"],
                 "n_labelled": aft["n_labelled"],
                 "n_test": aft["n_test"],
+                "early_stop": replay_early_stop(sweep),
             }
         )
     diffs = [s["aft"] - s["stl"] for s in seeds]
@@ -101,6 +125,18 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
             f"| **{r['task']}** | | mean ± SE | {100 * m_stl:.2f} ± {100 * se_stl:.2f} | "
             f"{100 * m_aft:.2f} ± {100 * se_aft:.2f} | | **{100 * m_d:+.2f} ± {100 * se_d:.2f}** | | |"
         )
+    lines += [
+        "",
+        "Early stop of the β grid (`--beta-patience 2`) replayed on each recorded sweep (`sweeps/`):",
+        "",
+        "| task | seed | β run / grid | β chosen, early stop | β chosen, whole grid |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        for s in r["seeds"]:
+            e = s["early_stop"]
+            lines.append(f"| {r['task']} | {s['seed']} | {e['betas_run']} / {e['grid']} | {e['beta']:g} | "
+                         f"{e['whole_grid_beta']:g} |")
     lines.append("")
     path.write_text("\n".join(lines), encoding="utf8")
 
@@ -138,8 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.teachers = args.teachers.split(",")
-    results = [task_runs(args, name) for name in args.tasks.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
+    results = [task_runs(args, name) for name in args.tasks.split(",")]
     (args.out / "defaults.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
     write_markdown(results, args.out / "defaults.md")
     plot(results, args.out / "defaults.png")

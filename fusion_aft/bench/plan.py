@@ -2,9 +2,9 @@
 
 Nothing is trained or extracted. Row counts come from the task's ``rows`` hint or the label
 budget (the dataset is not loaded, so a dataset's own unlabelled rows, e.g. Rotten Tomatoes' 1083
-plot sentences, are not counted); widths and parameter counts from the teacher cards; the time estimate is a rough FLOP
-count (2·params·tokens per row for extraction, 6·params·tokens per training example) divided by
-an assumed sustained throughput, and is labelled as such.
+plot sentences, are not counted); widths and parameter counts from the teacher cards; the time
+estimate is a rough FLOP count (2·params·tokens per row for extraction, 6·params·tokens per
+training example) divided by an assumed sustained throughput, and is labelled as such.
 """
 
 from __future__ import annotations

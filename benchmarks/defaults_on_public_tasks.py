@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,10 @@ def replay_early_stop(sweep: dict[str, Any], patience: int = 2) -> dict[str, Any
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
+    from fusion_aft.training.selection import summarise
+
+    stats = summarise(values)
+    return stats["mean"], stats["stderr"]
 
 
 def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:

@@ -23,13 +23,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from fusion_aft.training.selection import summarise
 
 
 def _spearman(x: list[float], y: list[float]) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
+
+
+def _mean_se(values: list[float]) -> dict[str, float]:
+    """``mean``, standard error ``se`` (sample std / √n) and ``n`` of per-seed accuracies."""
+    stats = summarise(values)
+    return {"mean": stats["mean"], "se": stats["stderr"], "n": stats["n"]}
 
 
 def _accuracy(folder: Path, **train_options: Any) -> float:
@@ -82,10 +88,7 @@ def main() -> None:
     ranking = fusion_aft.rank_teachers(str(args.dataset), teachers, n_labels=args.n_labels, progress=False)
     ablation = _ablation(args, teachers)
     stl = _stl(args)
-    stats = {
-        k: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / math.sqrt(len(v))), "n": len(v)}
-        for k, v in ablation.items()
-    }
+    stats = {k: _mean_se(v) for k, v in ablation.items()}
     subsets = [(tuple(sorted(s.teachers)), s) for s in ranking.subsets if tuple(sorted(s.teachers)) in stats]
     aft = [stats[k]["mean"] for k, _ in subsets]
     best = max(stats, key=lambda k: stats[k]["mean"])
@@ -105,8 +108,7 @@ def main() -> None:
         "best": list(best),
         "best_acc": stats[best],
         "within_1se": gap <= gap_se,
-        "stl": {"mean": float(np.mean(stl)), "se": float(np.std(stl, ddof=1) / math.sqrt(len(stl))),
-                "runs": stl},
+        "stl": {**_mean_se(stl), "runs": stl},
         "ranking": ranking.as_dict(),
         "ablation": {"+".join(k): v for k, v in stats.items()},
     }

@@ -10,18 +10,6 @@ from fusion_aft.bench.cell import prepare_task
 from fusion_aft.bench.suite import parse_suite
 
 
-def _csv(tmp_path, n_lab: int = 40, n_unl: int = 12):
-    rows = ["id,text,label"]
-    rows += [
-        f"l{i},{'good fine film' if i % 2 else 'bad dull plot'} {i},{'pos' if i % 2 else 'neg'}"
-        for i in range(n_lab)
-    ]
-    rows += [f"u{i},an unlabelled review {i}," for i in range(n_unl)]
-    path = tmp_path / "reviews.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 def _task(path, **extra):
     suite = {
         "name": "own-rows",
@@ -43,8 +31,8 @@ def _task(path, **extra):
     return parse_suite(suite).resolved()[0]
 
 
-def test_a_suite_task_uses_the_datasets_own_unlabelled_rows_like_training(tmp_path) -> None:
-    path = _csv(tmp_path)
+def test_a_suite_task_uses_the_datasets_own_unlabelled_rows_like_training(tmp_path, reviews_csv) -> None:
+    path = reviews_csv
     ctx = prepare_task(_task(path), torch.device("cpu"), progress=False)
     own = {f"u{i}" for i in range(12)}
     hidden = set(ctx.dataset.split("train").ids) - set(ctx.labelled.ids)
@@ -63,8 +51,8 @@ def test_a_suite_task_uses_the_datasets_own_unlabelled_rows_like_training(tmp_pa
     assert run.summary["n_unlabelled"] == len(ctx.unlabelled) == 22
 
 
-def test_a_suite_task_caps_and_switches_off_the_pool(tmp_path) -> None:
-    path = _csv(tmp_path)
+def test_a_suite_task_caps_and_switches_off_the_pool(reviews_csv) -> None:
+    path = reviews_csv
     capped = prepare_task(_task(path, unlabelled=10), torch.device("cpu"), progress=False)
     assert len(capped.unlabelled) == 10  # the hidden-label rows count first
     assert not any(i.startswith("u") for i in capped.unlabelled.ids)

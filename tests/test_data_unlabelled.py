@@ -13,20 +13,8 @@ import fusion_aft
 from fusion_aft.errors import UserInputError
 
 
-def _csv(tmp_path, n_lab=40, n_unl=12):
-    rows = ["id,text,label"]
-    rows += [
-        f"l{i},{'good fine film' if i % 2 else 'bad dull plot'} number {i},{'pos' if i % 2 else 'neg'}"
-        for i in range(n_lab)
-    ]
-    rows += [f"u{i},an unlabelled review {i}," for i in range(n_unl)]
-    path = tmp_path / "reviews.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-def test_empty_labels_form_the_unlabelled_split_never_train_test_or_a_class(tmp_path) -> None:
-    ds = fusion_aft.datasets.load("csv", path=str(_csv(tmp_path)), test_fraction=0.25)
+def test_empty_labels_form_the_unlabelled_split_never_train_test_or_a_class(tmp_path, reviews_csv) -> None:
+    ds = fusion_aft.datasets.load("csv", path=str(reviews_csv), test_fraction=0.25)
     assert ds.classes == ["neg", "pos"]
     unl = ds.split("unlabelled")
     assert unl.ids == [f"u{i}" for i in range(12)] and set(unl.labels) == {-1}
@@ -37,7 +25,7 @@ def test_empty_labels_form_the_unlabelled_split_never_train_test_or_a_class(tmp_
     test_file = tmp_path / "test.csv"
     test_file.write_text("id,text,label\nt0,some text,\n")
     with pytest.raises(UserInputError, match="test rows must be labelled"):
-        fusion_aft.datasets.load("csv", path=str(_csv(tmp_path)), test_path=str(test_file))
+        fusion_aft.datasets.load("csv", path=str(reviews_csv), test_path=str(test_file))
 
 
 def test_an_unlabelled_image_folder_is_not_a_class(tmp_path) -> None:
@@ -55,8 +43,8 @@ def test_an_unlabelled_image_folder_is_not_a_class(tmp_path) -> None:
     assert len(ds.split("train")) + len(ds.split("test")) == 10
 
 
-def test_training_gives_the_unlabelled_rows_to_the_regulariser_by_default(tmp_path) -> None:
-    path = _csv(tmp_path)
+def test_training_gives_the_unlabelled_rows_to_the_regulariser_by_default(tmp_path, reviews_csv) -> None:
+    path = reviews_csv
     common = dict(
         dataset="csv",
         dataset_options={"path": str(path), "test_fraction": 0.25},
@@ -87,10 +75,10 @@ def test_training_gives_the_unlabelled_rows_to_the_regulariser_by_default(tmp_pa
         )
 
 
-def test_the_pool_joins_hidden_labels_and_own_unlabelled_rows(tmp_path) -> None:
+def test_the_pool_joins_hidden_labels_and_own_unlabelled_rows(reviews_csv) -> None:
     from fusion_aft.data.splits import concat, label_budget, unlabelled_pool
 
-    ds = fusion_aft.datasets.load("csv", path=str(_csv(tmp_path)), test_fraction=0.25)
+    ds = fusion_aft.datasets.load("csv", path=str(reviews_csv), test_fraction=0.25)
     labelled, hidden = label_budget(ds.split("train"), 10, seed=0)
     pool = unlabelled_pool([hidden, ds.split("unlabelled")])
     assert len(pool) == 20 + 12 and set(pool.labels) == {-1}

@@ -148,8 +148,8 @@ class TrainingRows:
 
     ``unlabelled`` is the pool (labels ``-1``): rows whose labels a budget hides, rows of the
     training split with no label, then the dataset's own unlabelled rows; ``own`` is the part of
-    the pool that comes from the dataset's own unlabelled split (its rows need teacher features
-    from a bank over more than the training split: :meth:`bank_rows`).
+    the pool that comes from the dataset's own unlabelled split, None when it gives none (its rows
+    need teacher features from a bank over more than the training split: :meth:`bank_rows`).
     """
 
     train: Split
@@ -163,7 +163,7 @@ class TrainingRows:
     def bank_rows(self) -> Split | str:
         """The rows the teachers' bank must cover: ``"train"``, or the training split joined with
         the dataset's own unlabelled rows when the pool holds some."""
-        if self.unlabelled is not None and self.own is not None and len(self.own):
+        if self.unlabelled is not None and self.own is not None:
             return with_own_unlabelled(self.train, self.own)
         return "train"
 

@@ -269,8 +269,7 @@ def _train(
     # a dataset's own unlabelled rows: never a class, never test
     rows = training_rows(train_split, dataset.splits.get("unlabelled"), cfg.n_labels, cfg.n_unlabelled,
                          cfg.seed)
-    labelled, unlabelled = rows.labelled, rows.unlabelled
-    if unlabelled is None and cfg.use_unlabelled:
+    if rows.unlabelled is None and cfg.use_unlabelled:
         raise UserInputError(
             f"use_unlabelled is set but dataset '{cfg.dataset}' has no unlabelled rows; give n_labels "
             "(the rest of the training rows become unlabelled), add rows with an empty label or an "
@@ -278,14 +277,16 @@ def _train(
         )
     if cfg.use_unlabelled is False:
         rows = rows.without_unlabelled()
-    elif unlabelled is not None and not uses_teachers:
+    elif rows.unlabelled is not None and not uses_teachers:
         log.info(
             "method '%s' uses no teachers: the unlabelled rows would add nothing; skipping them", cfg.method
         )
         rows = rows.without_unlabelled()
-    elif unlabelled is not None:
-        log.info("the regulariser also sees %d unlabelled rows (cross-entropy never does)", len(unlabelled))
-    unlabelled = rows.unlabelled
+    elif rows.unlabelled is not None:
+        log.info(
+            "the regulariser also sees %d unlabelled rows (cross-entropy never does)", len(rows.unlabelled)
+        )
+    labelled, unlabelled = rows.labelled, rows.unlabelled
     bank = None
     if uses_teachers:
         # the dataset's own unlabelled rows need teacher features too: one bank over both splits

@@ -142,12 +142,18 @@ def run_sweep(
     return record
 
 
+def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float]]:
+    """``{β: [the runs' values of key, one per fold]}``."""
+    out: dict[float, list[float]] = {}
+    for r in runs:
+        out.setdefault(float(r["beta"]), []).append(float(r[key]))
+    return out
+
+
 def ruled_out_past_minimum(runs: Sequence[dict[str, Any]], rule: Rule) -> int:
     """How many finished β values larger than the lowest-mean one have a mean holdout loss above
     the rule's threshold (so the rule cannot choose them)."""
-    losses: dict[float, list[float]] = {}
-    for r in runs:
-        losses.setdefault(float(r["beta"]), []).append(float(r[METRIC]))
+    losses = _by_beta(runs, METRIC)
     if not losses:
         return 0
     choice = choose_beta(losses, rule)
@@ -157,11 +163,8 @@ def ruled_out_past_minimum(runs: Sequence[dict[str, Any]], rule: Rule) -> int:
 
 def summarise_runs(runs: Sequence[dict[str, Any]], rule: Rule) -> dict[str, Any]:
     """Per-β statistics of the fold runs and the β the rule chooses."""
-    losses: dict[float, list[float]] = {}
-    accs: dict[float, list[float]] = {}
-    for r in runs:
-        losses.setdefault(float(r["beta"]), []).append(float(r[METRIC]))
-        accs.setdefault(float(r["beta"]), []).append(float(r["holdout_accuracy"]))
+    losses = _by_beta(runs, METRIC)
+    accs = _by_beta(runs, "holdout_accuracy")
     choice = choose_beta(losses, rule)
     acc_stats = choose_beta(accs, "min")["stats"]
     candidates = []

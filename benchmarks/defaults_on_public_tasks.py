@@ -48,7 +48,7 @@ def replay_early_stop(sweep: dict[str, Any], patience: int = 2) -> dict[str, Any
             break
         kept += [r for r in runs if float(r["beta"]) == beta]
     ran = len({float(r["beta"]) for r in kept})
-    return {"patience": patience, "betas_run": ran, "grid": len(order),
+    return {"patience": patience, "betas_run": ran, "grid": len(sweep.get("grid") or order),
             "beta": summarise_runs(kept, rule)["best_beta"], "whole_grid_beta": sweep["best_beta"]}
 
 

@@ -41,6 +41,7 @@ def _write(path: Path, rows: list[tuple[str, str, str]]) -> None:
         writer = csv.writer(f)
         writer.writerow(["id", "text", "label"])
         writer.writerows(rows)
+    print(path)  # noqa: T201 - a script's output
 
 
 def bbc_rows() -> list[tuple[str, str, str]]:
@@ -97,10 +98,6 @@ def main() -> None:
         rows, test = with_unlabelled(task, rest)
         _write(args.out / f"{name}.csv", rows)
         _write(args.out / f"{name}-test.csv", test)
-    names = ("bbc.csv", "bbc800.csv", "bbc800-test.csv", "subj800.csv", "subj800-test.csv",
-             "bbc800u.csv", "bbc800u-test.csv", "subj800u.csv", "subj800u-test.csv")
-    for name in names:
-        print(args.out / name)  # noqa: T201 - a script's output
 
 
 if __name__ == "__main__":

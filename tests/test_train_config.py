@@ -19,7 +19,8 @@ BASE = {"dataset": "rotten_tomatoes", "student": "text_bow"}
 def test_defaults_follow_the_paper_protocol() -> None:
     cfg = TrainConfig(**BASE)
     assert cfg.batch_size == 128 and cfg.weight_decay == 0.0 and cfg.schedule == "cosine"
-    assert cfg.beta_grid == [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
+    assert cfg.beta_grid == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
+    assert cfg.final_steps == "sweep" and cfg.beta_metric == "cross_entropy"
     assert cfg.holdout_fraction == 0.1 and not cfg.augment
 
 

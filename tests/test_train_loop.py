@@ -130,3 +130,17 @@ def test_cosine_schedule_on_student_and_objective_groups(tmp_path) -> None:
     # the objective's group really trained: μ moved away from its initial 0.5
     mu = load_objective(result.run_dir).mu
     assert float((mu - 0.5).abs().max()) > 1e-4
+
+
+def test_beta_zero_is_the_student_alone_weight_for_weight(tmp_path) -> None:
+    """AFT at β = 0 trains exactly the run of ``method = "none"``: same weights, no teacher rows
+    read, no unlabelled rows drawn, so a β sweep's "off" candidate is the student alone."""
+    off = train(**dict(TINY, use_unlabelled=True, beta=0.0, out=tmp_path / "aft0"))
+    alone = train(**dict(TINY, method="none", out=tmp_path / "none"))
+    a = fusion_aft.load_student(off.run_dir / "student").state_dict()
+    b = fusion_aft.load_student(alone.run_dir / "student").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert off.test_accuracy == alone.test_accuracy
+    ce_off = [r["ce"] for r in off.history if r.get("phase") == "train"]
+    ce_alone = [r["ce"] for r in alone.history if r.get("phase") == "train"]
+    assert ce_off == ce_alone and {r["reg"] for r in off.history if r.get("phase") == "train"} == {0.0}

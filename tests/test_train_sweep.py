@@ -1,5 +1,6 @@
 """β auto: every grid value is trained on k stratified folds of the labelled rows for half the
-steps and scored by holdout cross-entropy; the one-SE choice is retrained on all rows; the sweep is
+steps and scored by holdout cross-entropy; the one-SE choice is retrained on all rows for as many
+steps as the candidates (or the given steps with final_steps="given"); the sweep is
 recorded with its spread, resumes per (β, fold), and the test split is not read until it is over.
 A numeric β is used exactly as given."""
 
@@ -67,10 +68,11 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     result = _run(tmp_path, [watch], beta="auto", beta_grid=grid)
     assert seen["sweep_done"] == seen["first_step"], "the test split was read while tuning β"
     assert READS["test"] >= seen["sweep_done"] + 64  # read once, for the final evaluation
-    # 3 β × 3 folds of 2 steps (half of 4), then the final run of 4 steps
+    # 3 β × 3 folds of 2 steps (half of 4), then the final run for as many steps as the candidates
     assert labels == [f"β={b} fold {f}/3 2" for b in ("0", "1", "10") for f in (1, 2, 3)] + [
-        f"train β={result.beta:g} 4"
+        f"train β={result.beta:g} 2"
     ]
+    assert result.steps == 2 and result.summary["steps"] == 2
 
     run = result.run_dir
     sweep = json.loads((run / "sweep.json").read_text())
@@ -118,6 +120,17 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     resumed = json.loads(path.read_text())
     assert resumed["runs"][:4] == sweep["runs"][:4]
     assert again.beta == resumed["best_beta"]
+
+
+def test_final_steps_given_trains_the_final_run_for_the_given_steps(tmp_path) -> None:
+    labels: list[str] = []
+
+    def watch(event: str, info: dict) -> None:
+        if event == "step" and info["done"] == info["total"] and info["label"].startswith("train"):
+            labels.append(f"{info['label']} {info['total']}")
+
+    result = _run(tmp_path, [watch], beta="auto", beta_grid=[0.0, 1.0], final_steps="given")
+    assert labels == [f"train β={result.beta:g} 4"] and result.steps == 4
 
 
 def test_a_given_beta_is_used_exactly_and_runs_no_sweep(tmp_path) -> None:

@@ -59,6 +59,16 @@ def register(app: typer.Typer) -> None:
             help="--beta auto stops after this many β past the lowest holdout loss are ruled out "
             "(2; 0 = the whole grid)",
         ),
+        beta_metric: str = typer.Option(
+            None, "--beta-metric",
+            help="holdout score --beta auto compares: cross_entropy, or calibrated_cross_entropy "
+            "(after the best temperature per run)",
+        ),
+        final_steps: str = typer.Option(
+            None, "--final-steps",
+            help="after --beta auto: 'sweep' (default) trains the final run for the candidates' steps, "
+            "the length β was chosen at; 'given' for --steps / --epochs",
+        ),
         seed: int = typer.Option(None, "--seed", help="random seed (also picks the labelled rows)"),
         out: Path = typer.Option(None, "--out", "-o", help="run folder (default runs/<dataset>-...)"),
         steps: int = typer.Option(None, "--steps", help="optimiser steps (default ~5000, whole epochs)"),
@@ -134,6 +144,8 @@ def register(app: typer.Typer) -> None:
             "schedule": schedule,
             "beta_folds": beta_folds,
             "beta_patience": beta_patience,
+            "beta_metric": beta_metric,
+            "final_steps": final_steps,
             "seed": seed,
             "out": out,
             "steps": steps,

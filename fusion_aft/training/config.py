@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fusion_aft.errors import UserInputError
 
-DEFAULT_BETA_GRID: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+DEFAULT_BETA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 #: keys that may change between a run and its resumption (they do not change the maths)
 OPERATIONAL_KEYS = frozenset(
@@ -43,7 +43,8 @@ class TrainConfig(BaseModel):
 
     ``beta="auto"`` sweeps ``beta_grid`` by ``beta_folds``-fold cross-validation on the labelled
     training rows (candidates run ``sweep_steps_fraction`` of the steps), chooses β by holdout
-    cross-entropy under ``beta_rule`` and retrains on all of them; a number is used as given.
+    cross-entropy under ``beta_rule`` and retrains on all of them, for as many steps as the
+    candidates unless ``final_steps="given"``; a number is used as given.
     Give either ``steps`` or ``epochs``; by default about ``target_steps`` steps, rounded up to
     whole epochs of the labelled rows.
     """
@@ -79,13 +80,26 @@ class TrainConfig(BaseModel):
         3, ge=1, description="stratified folds of the labelled rows for beta='auto' (1 = one holdout)"
     )
     sweep_steps_fraction: float = Field(
-        0.5, gt=0.0, le=1.0, description="steps of each β candidate, as a fraction of the final run's"
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="steps of each β candidate, as a fraction of steps / epochs / target_steps",
+    )
+    final_steps: Literal["sweep", "given"] = Field(
+        "sweep",
+        description="length of the final run after beta='auto': 'sweep' trains it for the candidates' "
+        "steps, the length β was chosen at; 'given' for steps / epochs / target_steps",
     )
     beta_patience: int = Field(
         2,
         ge=0,
         description="beta='auto' stops climbing the grid after this many β values past the lowest "
         "holdout loss are ruled out by beta_rule (0 = run the whole grid)",
+    )
+    beta_metric: Literal["cross_entropy", "calibrated_cross_entropy"] = Field(
+        "cross_entropy",
+        description="holdout score of beta='auto': mean cross-entropy, or the cross-entropy after "
+        "dividing each run's logits by its best temperature (fusion_aft.training.calibration)",
     )
     beta_rule: Literal["one_se", "min"] = Field(
         "one_se",

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from torch import nn
 from fusion_aft.data.records import Split
 from fusion_aft.errors import UserInputError
 from fusion_aft.prefetch import Prefetcher
+from fusion_aft.training.calibration import calibrated_cross_entropy
 from fusion_aft.training.checkpoint import (
     latest,
     load_checkpoint,
@@ -133,8 +134,24 @@ def regulariser(objective: Any, features: torch.Tensor, teacher: torch.Tensor | 
     return objective(features.float(), teacher)
 
 
+def student_alone(spec: FitSpec) -> FitSpec:
+    """The run ``spec`` makes with the regulariser switched off: the student alone.
+
+    At β = 0 the regulariser adds nothing to the gradient, so the run is trained as
+    ``method = "none"``: no teacher rows are read, no unlabelled rows drawn (cross-entropy never
+    sees them) and nothing is fitted for the objective. It is then the very run of the student
+    alone with the same seed, weights and all, and a β sweep can weigh "off" against every β > 0.
+    """
+    cfg = spec.cfg.model_copy(update={"method": "none", "method_options": {}})
+    return replace(spec, cfg=cfg, beta=0.0, unlabelled=None, bank=None)
+
+
 def fit(spec: FitSpec) -> FitOutput:
-    """Train one student with a fixed β; resume from ``spec.folder/checkpoint`` when asked."""
+    """Train one student with a fixed β; resume from ``spec.folder/checkpoint`` when asked.
+
+    β = 0 trains the student alone (:func:`student_alone`)."""
+    if spec.beta == 0 and spec.cfg.method != "none":
+        spec = student_alone(spec)
     cfg, device = spec.cfg, spec.device
     teacher_dims = dict(spec.bank.dims) if spec.bank is not None else {}
     student, objective = build_models(cfg, spec.num_classes, teacher_dims)
@@ -344,7 +361,9 @@ def evaluate(student: nn.Module, split: Split, cfg: TrainConfig, device: torch.d
 def holdout_scores(
     student: nn.Module, split: Split, cfg: TrainConfig, device: torch.device
 ) -> dict[str, float]:
-    """``accuracy`` and mean ``cross_entropy`` (nats per row) on a labelled ``split``."""
+    """``accuracy``, mean ``cross_entropy`` (nats per row), and the cross-entropy after dividing
+    the logits by the one temperature that minimises it (``calibrated_cross_entropy``,
+    ``temperature``; :mod:`fusion_aft.training.calibration`) on a labelled ``split``."""
     if len(split) == 0:
         raise UserInputError(f"cannot evaluate on the empty split '{split.name}'")
     labels = torch.tensor(split.labels, dtype=torch.long)
@@ -356,8 +375,14 @@ def holdout_scores(
         logits.append(student(batch.to(device, non_blocking=True).inputs)[0].float().cpu())
     out = torch.cat(logits)
     ce = F.cross_entropy(out.double(), labels, reduction="mean")
+    calibrated, temperature = calibrated_cross_entropy(out, labels)
     # accuracy as evaluate() computes it, so the two agree to the last digit
-    return {"accuracy": float((out.argmax(-1) == labels).float().mean()), "cross_entropy": float(ce)}
+    return {
+        "accuracy": float((out.argmax(-1) == labels).float().mean()),
+        "cross_entropy": float(ce),
+        "calibrated_cross_entropy": calibrated,
+        "temperature": temperature,
+    }
 
 
 @torch.no_grad()

@@ -318,10 +318,21 @@ def _train(
         final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
         candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
         sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule,
-                          cfg.beta_patience)
+                          cfg.beta_patience, cfg.beta_metric)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])
+        if cfg.final_steps == "sweep" and candidate_steps != final_steps:
+            # β was chosen for runs of candidate_steps; a longer final run is another regime, in
+            # which the regulariser's effect can fade as the student fits the labelled rows
+            log.info("final run: %d steps, the length β was chosen at (final_steps='given' trains %d)",
+                     candidate_steps, final_steps)
+            spec = replace(spec, cfg=cfg.model_copy(update={"steps": candidate_steps, "epochs": None}))
+        if beta == 0:
+            log.warning(
+                "the β sweep chose β = 0: on held-out labelled rows the regulariser did not beat the "
+                "student alone, so the final run trains the student alone (%s)", run_dir / "sweep.png"
+            )
     else:
         beta = float(cfg.beta)
     out = fit(replace(spec, beta=beta, label=f"train β={beta:g}" if uses_teachers else "train"))

@@ -1,7 +1,7 @@
 """β selection by k-fold cross-validation on the labelled training rows (Qiu et al. 2024, §4).
 
 The labelled rows are cut into ``k`` stratified folds (3 by default). Every β of the grid trains
-once per fold, on the other folds, for a fraction of the final run's steps (half by default), and
+once per fold, on the other folds, for a fraction of the given steps (half by default), and
 is scored on the held-out fold by its mean cross-entropy (a score of every row's probability, not
 a count of a handful of right answers) and its accuracy. The choice follows the one-standard-error
 rule of :mod:`fusion_aft.training.selection`. The test split is never read.
@@ -12,8 +12,13 @@ values past the lowest mean so far are above the rule's threshold: holdout cross
 are not chosen. On twelve recorded sweeps of two public tasks this skipped 0–2 of 7 β (a sixth
 of the cost) and never changed the choice. ``patience=0`` runs the whole grid.
 
-Cost: at most ``k × len(grid) × fraction`` final runs in steps, 10.5 with the defaults (3 folds,
-7 β, half the steps), each on ``(k - 1) / k`` of the labelled rows. Each finished (β, fold) run is
+β = 0 is trained as the student alone (:func:`fusion_aft.training.engine.student_alone`), so
+the rule can choose "off". Every run also records its holdout cross-entropy at its best temperature
+(:mod:`fusion_aft.training.calibration`); ``metric`` says which of the two the rule reads.
+
+Cost: at most ``k × len(grid) × fraction`` default-length runs in steps, 10.5 for the 7 β > 0 of
+the default grid (3 folds, half the steps) plus three runs of the student alone for β = 0, each on
+``(k - 1) / k`` of the labelled rows. Each finished (β, fold) run is
 recorded in ``sweep.json`` at once, so a killed sweep resumes where it stopped.
 """
 
@@ -21,11 +26,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fusion_aft.data.records import Split
 from fusion_aft.fileio import atomic_write_json
@@ -34,7 +40,8 @@ from fusion_aft.training.selection import Rule, choose_beta
 
 log = logging.getLogger(__name__)
 
-METRIC = "holdout_cross_entropy"
+METRICS = ("cross_entropy", "calibrated_cross_entropy")
+Metric = Literal["cross_entropy", "calibrated_cross_entropy"]
 
 
 def candidate_folder(run_dir: Path, beta: float, fold: int = 0) -> Path:
@@ -50,24 +57,31 @@ def run_sweep(
     candidate_steps: int,
     rule: Rule = "one_se",
     patience: int = 0,
+    metric: Metric = "cross_entropy",
 ) -> dict[str, Any]:
     """Train one candidate per (β, fold) for ``candidate_steps`` steps and choose β.
 
     ``folds`` holds ``(fit, holdout)`` pairs; β values run in increasing order and stop early
-    after ``patience`` ruled-out values past the running minimum (0: never). Returns the sweep
-    record (also ``sweep.json``): the runs, per β the mean / std / stderr of the holdout
-    cross-entropy and accuracy, ``best_beta`` and the β values ``skipped`` by the early stop.
+    after ``patience`` ruled-out values past the running minimum (0: never); ``metric`` is the
+    holdout score the rule reads. Returns the sweep record (also ``sweep.json``): the runs, per β
+    the mean / std / stderr of the holdout cross-entropy (raw and calibrated) and accuracy,
+    ``best_beta`` and the β values ``skipped`` by the early stop.
     """
+    if metric not in METRICS:
+        raise ValueError(f"unknown β sweep metric {metric!r}; use one of {', '.join(METRICS)}")
+    key = f"holdout_{metric}"
     path = run_dir / "sweep.json"
     done: dict[tuple[float, int], dict[str, Any]] = {}
     if resume and path.is_file():
         old = json.loads(path.read_text(encoding="utf8"))
         if old.get("candidate_steps") == candidate_steps and old.get("folds") == len(folds):
             for entry in old.get("runs", []):
+                if key not in entry:  # recorded before this score existed: run it again
+                    continue
                 done[(float(entry["beta"]), int(entry["fold"]))] = entry
     cand_cfg = base.cfg.model_copy(update={"steps": candidate_steps, "epochs": None})
     record: dict[str, Any] = {
-        "metric": METRIC,
+        "metric": key,
         "rule": rule,
         "folds": len(folds),
         "grid": [float(b) for b in grid],
@@ -84,7 +98,7 @@ def run_sweep(
     }
     order = sorted(float(b) for b in grid)
     for i, beta in enumerate(order):
-        if patience and ruled_out_past_minimum(record["runs"], rule) >= patience:
+        if patience and ruled_out_past_minimum(record["runs"], rule, key) >= patience:
             record["skipped"] = order[i:]
             log.info("β sweep stopped early: %d β values past the lowest holdout loss were ruled out; "
                      "skipping %s", patience, ", ".join(f"{b:g}" for b in order[i:]))
@@ -109,7 +123,10 @@ def run_sweep(
             entry = {
                 "beta": beta,
                 "fold": f,
-                METRIC: scores["cross_entropy"],
+                "holdout_cross_entropy": scores["cross_entropy"],
+                "holdout_calibrated_cross_entropy": scores["calibrated_cross_entropy"],
+                # inf (no better than chance) is not JSON: None
+                "holdout_temperature": None if math.isinf(scores["temperature"]) else scores["temperature"],
                 "holdout_accuracy": scores["accuracy"],
                 "steps": out.steps,
                 "wall_time_s": round(out.wall_time_s, 3),
@@ -117,16 +134,18 @@ def run_sweep(
                 "final_reg": train_records[-1]["reg"] if train_records else None,
             }
             log.info(
-                "β=%g fold %d: holdout cross-entropy %.4f, accuracy %.4f",
+                "β=%g fold %d: holdout cross-entropy %.4f (%.4f at temperature %.3g), accuracy %.4f",
                 beta,
                 f,
                 scores["cross_entropy"],
+                scores["calibrated_cross_entropy"],
+                scores["temperature"],
                 scores["accuracy"],
             )
             record["runs"].append(entry)
             atomic_write_json(path, record)
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # weights are not needed any more
-    record.update(summarise_runs(record["runs"], rule))
+    record.update(summarise_runs(record["runs"], rule, key))
     atomic_write_json(path, record)
     plot_sweep(record, run_dir / "sweep.png")
     if record["lowest_at_largest_beta"]:
@@ -150,10 +169,12 @@ def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float
     return out
 
 
-def ruled_out_past_minimum(runs: Sequence[dict[str, Any]], rule: Rule) -> int:
-    """How many finished β values larger than the lowest-mean one have a mean holdout loss above
-    the rule's threshold (so the rule cannot choose them)."""
-    losses = _by_beta(runs, METRIC)
+def ruled_out_past_minimum(
+    runs: Sequence[dict[str, Any]], rule: Rule, key: str = "holdout_cross_entropy"
+) -> int:
+    """How many finished β values larger than the lowest-mean one have a mean holdout loss
+    (``key`` of the runs) above the rule's threshold (so the rule cannot choose them)."""
+    losses = _by_beta(runs, key)
     if not losses:
         return 0
     choice = choose_beta(losses, rule)
@@ -161,29 +182,44 @@ def ruled_out_past_minimum(runs: Sequence[dict[str, Any]], rule: Rule) -> int:
     return sum(1 for b, st in stats.items() if b > choice["min_beta"] and st["mean"] > choice["threshold"])
 
 
-def summarise_runs(runs: Sequence[dict[str, Any]], rule: Rule) -> dict[str, Any]:
-    """Per-β statistics of the fold runs and the β the rule chooses."""
-    losses = _by_beta(runs, METRIC)
-    accs = _by_beta(runs, "holdout_accuracy")
-    choice = choose_beta(losses, rule)
-    acc_stats = choose_beta(accs, "min")["stats"]
+def summarise_runs(
+    runs: Sequence[dict[str, Any]], rule: Rule, key: str = "holdout_cross_entropy"
+) -> dict[str, Any]:
+    """Per-β statistics of the fold runs and the β the rule chooses on ``key``."""
+    choice = choose_beta(_by_beta(runs, key), rule)
+    ce_stats = choose_beta(_by_beta(runs, "holdout_cross_entropy"), "min")["stats"]
+    acc_stats = choose_beta(_by_beta(runs, "holdout_accuracy"), "min")["stats"]
+    has_calibrated = all("holdout_calibrated_cross_entropy" in r for r in runs)
+    cal_stats = (
+        choose_beta(_by_beta(runs, "holdout_calibrated_cross_entropy"), "min")["stats"]
+        if has_calibrated
+        else {}
+    )
     candidates = []
     for beta, s in choice["stats"].items():
-        a = acc_stats[beta]
-        candidates.append(
-            {
-                "beta": beta,
-                "n_folds": s["n"],
-                "mean_cross_entropy": s["mean"],
-                "std_cross_entropy": s["std"],
-                "stderr_cross_entropy": s["stderr"],
-                "holdout_accuracy": a["mean"],
-                "std_accuracy": a["std"],
-                "stderr_accuracy": a["stderr"],
-            }
-        )
+        a, c = acc_stats[beta], ce_stats[beta]
+        entry = {
+            "beta": beta,
+            "n_folds": s["n"],
+            "mean_score": s["mean"],
+            "stderr_score": s["stderr"],
+            "mean_cross_entropy": c["mean"],
+            "std_cross_entropy": c["std"],
+            "stderr_cross_entropy": c["stderr"],
+            "holdout_accuracy": a["mean"],
+            "std_accuracy": a["std"],
+            "stderr_accuracy": a["stderr"],
+        }
+        if has_calibrated:
+            k = cal_stats[beta]
+            entry.update(
+                mean_calibrated_cross_entropy=k["mean"],
+                std_calibrated_cross_entropy=k["std"],
+                stderr_calibrated_cross_entropy=k["stderr"],
+            )
+        candidates.append(entry)
     best = next(c for c in candidates if c["beta"] == choice["beta"])
-    grid = sorted(losses)
+    grid = sorted(choice["stats"])
     return {
         "candidates": candidates,
         "best_beta": choice["beta"],
@@ -191,11 +227,17 @@ def summarise_runs(runs: Sequence[dict[str, Any]], rule: Rule) -> dict[str, Any]
         # the loss still falls at the grid's edge: the best β may lie beyond it
         "lowest_at_largest_beta": len(grid) > 1 and choice["min_beta"] == grid[-1],
         "threshold": choice["threshold"],
+        "best_score": best["mean_score"],
         "best_cross_entropy": best["mean_cross_entropy"],
         "best_holdout_accuracy": best["holdout_accuracy"],
         "sweep_steps": int(sum(int(r["steps"]) for r in runs)),
         "sweep_wall_time_s": round(sum(float(r["wall_time_s"]) for r in runs), 3),
     }
+
+
+def _metric_label(record: dict[str, Any]) -> str:
+    calibrated = record.get("metric") == "holdout_calibrated_cross_entropy"
+    return "holdout cross-entropy" + (" at the best temperature" if calibrated else "")
 
 
 def plot_sweep(record: dict[str, Any], path: Path) -> Path:
@@ -214,11 +256,11 @@ def plot_sweep(record: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
     ax.errorbar(
         xs,
-        [e["mean_cross_entropy"] for e in cands],
-        yerr=[e["stderr_cross_entropy"] for e in cands],
+        [e.get("mean_score", e["mean_cross_entropy"]) for e in cands],
+        yerr=[e.get("stderr_score", e["stderr_cross_entropy"]) for e in cands],
         marker="o",
         capsize=3,
-        label="holdout cross-entropy (mean ± SE)",
+        label=f"{_metric_label(record)} (mean ± SE)",
     )
     if record.get("threshold") is not None and record.get("rule") == "one_se":
         ax.axhline(record["threshold"], color="grey", linestyle=":", linewidth=1, label="min + 1 SE")
@@ -243,7 +285,7 @@ def plot_sweep(record: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(xs, [f"{e['beta']:g}" for e in cands])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("β" + (" (β = 0 drawn at the left edge)" if any(e["beta"] == 0 for e in cands) else ""))
-    ax.set_ylabel("holdout cross-entropy")
+    ax.set_ylabel(_metric_label(record))
     ax.legend(loc="best", fontsize=7)
     ax.set_title(
         f"β sweep: {record['folds']} folds of {record['n_rows']} rows, "

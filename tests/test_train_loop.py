@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import fusion_aft
 from fusion_aft.data.splits import label_budget
-from fusion_aft.report import load_objective
+from fusion_aft.report import attribution, load_objective
 from fusion_aft.training import train
 from fusion_aft.training.checkpoint import seed_everything
 from fusion_aft.training.sampler import Stream
@@ -144,3 +144,6 @@ def test_beta_zero_is_the_student_alone_weight_for_weight(tmp_path) -> None:
     ce_off = [r["ce"] for r in off.history if r.get("phase") == "train"]
     ce_alone = [r["ce"] for r in alone.history if r.get("phase") == "train"]
     assert ce_off == ce_alone and {r["reg"] for r in off.history if r.get("phase") == "train"} == {0.0}
+    # no μ was learned, and the report says why instead of naming a method the user did not ask for
+    with pytest.raises(fusion_aft.errors.UserInputError, match="chose β = 0"):
+        attribution(off.run_dir, plot=False)

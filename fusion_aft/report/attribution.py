@@ -73,6 +73,14 @@ def attribution(run_dir: str | Path, top: int = 10, plot: bool = True) -> dict[s
     objective = load_objective(run_dir)
     name = getattr(objective, "name", type(objective).__name__)
     if not hasattr(objective, "mu") or not hasattr(objective, "mu_by_teacher"):
+        result = run_dir / "result.json"
+        summary = json.loads(result.read_text(encoding="utf8")) if result.is_file() else {}
+        if summary.get("beta") == 0 and summary.get("method") not in (None, "none"):
+            raise UserInputError(
+                f"run {run_dir} chose β = 0 ({summary['method']} with the regulariser switched off), so "
+                "it trained the student alone and learned no feature weights; see its sweep.png, or "
+                "train with a fixed --beta to get μ"
+            )
         raise UserInputError(
             f"run {run_dir} was trained with method '{name}', which learns no feature weights; "
             "μ exists only for AFT objectives (aft, aft_rbf, aft_dense, ...)"

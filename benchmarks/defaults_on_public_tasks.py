@@ -49,7 +49,8 @@ def replay_early_stop(sweep: dict[str, Any], patience: int = 2) -> dict[str, Any
         kept += [r for r in runs if float(r["beta"]) == beta]
     ran = len({float(r["beta"]) for r in kept})
     return {"patience": patience, "betas_run": ran, "grid": len(sweep.get("grid") or order),
-            "beta": summarise_runs(kept, rule)["best_beta"], "whole_grid_beta": sweep["best_beta"]}
+            "beta": summarise_runs(kept, rule)["best_beta"], "whole_grid_beta": sweep["best_beta"],
+            "stopped_early": bool(sweep.get("skipped"))}
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -81,6 +82,8 @@ def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:
                 "stl": stl["test_accuracy"],
                 "aft": aft["test_accuracy"],
                 "beta": aft["beta"],
+                "stl_steps": stl["steps"],
+                "aft_steps": aft["steps"],
                 "stl_seconds": stl["wall_time_s"],
                 "aft_seconds": aft["wall_time_s"],
                 "sweep_seconds": aft.get("sweep_wall_time_s"),
@@ -109,33 +112,37 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
         "`fusion-aft train --dataset FILE.csv --method none` against `--method aft --teachers "
         f"{DEFAULT_TEACHERS} --beta auto`, no `--student`; accuracy on the test rows (%).",
         "",
-        "| task | labelled / test rows | seed | STL | AFT | β chosen | AFT − STL | STL s | AFT s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | labelled / test rows | seed | STL | AFT | β chosen | AFT − STL | steps, STL / AFT final "
+        "| STL s | AFT s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for s in r["seeds"]:
             lines.append(
                 f"| {r['task']} | {s['n_labelled']} / {s['n_test']} | {s['seed']} | {100 * s['stl']:.2f} | "
                 f"{100 * s['aft']:.2f} | {s['beta']:g} | {100 * (s['aft'] - s['stl']):+.2f} | "
+                f"{s.get('stl_steps', '')} / {s.get('aft_steps', '')} | "
                 f"{s['stl_seconds']:.0f} | {s['aft_seconds']:.0f} |"
             )
         (m_stl, se_stl), (m_aft, se_aft), (m_d, se_d) = r["stl"], r["aft"], r["aft_minus_stl"]
         lines.append(
             f"| **{r['task']}** | | mean ± SE | {100 * m_stl:.2f} ± {100 * se_stl:.2f} | "
-            f"{100 * m_aft:.2f} ± {100 * se_aft:.2f} | | **{100 * m_d:+.2f} ± {100 * se_d:.2f}** | | |"
+            f"{100 * m_aft:.2f} ± {100 * se_aft:.2f} | | **{100 * m_d:+.2f} ± {100 * se_d:.2f}** | | | |"
         )
     lines += [
         "",
-        "Early stop of the β grid (`--beta-patience 2`) replayed on each recorded sweep (`sweeps/`):",
+        "Early stop of the β grid (`--beta-patience 2`) replayed on each recorded sweep (`sweeps/`); "
+        "a sweep that itself stopped early holds only the candidates it ran:",
         "",
-        "| task | seed | β run / grid | β chosen, early stop | β chosen, whole grid |",
-        "|---|---|---|---|---|",
+        "| task | seed | β run / grid | β chosen, early stop | β chosen, every recorded candidate | "
+        "the sweep stopped early |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         for s in r["seeds"]:
             e = s["early_stop"]
             lines.append(f"| {r['task']} | {s['seed']} | {e['betas_run']} / {e['grid']} | {e['beta']:g} | "
-                         f"{e['whole_grid_beta']:g} |")
+                         f"{e['whole_grid_beta']:g} | {'yes' if e.get('stopped_early') else 'no'} |")
     lines.append("")
     path.write_text("\n".join(lines), encoding="utf8")
 

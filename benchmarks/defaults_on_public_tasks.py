@@ -49,7 +49,9 @@ def replay_early_stop(sweep: dict[str, Any], patience: int = 2) -> dict[str, Any
         kept += [r for r in runs if float(r["beta"]) == beta]
     ran = len({float(r["beta"]) for r in kept})
     return {"patience": patience, "betas_run": ran, "grid": len(sweep.get("grid") or order),
-            "beta": summarise_runs(kept, rule)["best_beta"], "whole_grid_beta": sweep["best_beta"],
+            "beta": summarise_runs(kept, rule, sweep["metric"],
+                                   sweep.get("zero_unless_better", False))["best_beta"],
+            "whole_grid_beta": sweep["best_beta"],
             "stopped_early": bool(sweep.get("skipped"))}
 
 
@@ -85,7 +87,9 @@ def task_runs(args: argparse.Namespace, name: str) -> dict[str, Any]:
                 "stl_steps": stl["steps"],
                 "aft_steps": aft["steps"],
                 "stl_seconds": stl["wall_time_s"],
-                "aft_seconds": aft["wall_time_s"],
+                # the candidates' training time as recorded in sweep.json (also when a sweep was
+                # resumed) plus the final run: what the run costs once the bank exists
+                "aft_seconds": (aft.get("sweep_wall_time_s") or 0.0) + aft["final_run_wall_time_s"],
                 "sweep_seconds": aft.get("sweep_wall_time_s"),
                 "student": aft["student"],
                 "n_labelled": aft["n_labelled"],
@@ -113,7 +117,7 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
         f"{DEFAULT_TEACHERS} --beta auto`, no `--student`; accuracy on the test rows (%).",
         "",
         "| task | labelled / test rows | seed | STL | AFT | β chosen | AFT − STL | steps, STL / AFT final "
-        "| STL s | AFT s |",
+        "| STL s | AFT s (sweep + final run) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -40,6 +41,31 @@ def test_one_se_keeps_the_best_when_no_larger_beta_is_close() -> None:
     got = choose_beta(folds)
     assert got["beta"] == 1.0 == got["min_beta"]
     assert got["stats"][10.0]["mean"] == pytest.approx(0.61)
+
+
+def test_zero_unless_better_keeps_the_student_alone_when_it_is_within_the_threshold() -> None:
+    # shaped like the BBC + unlabelled sweep of seed 0: β = 0.1 has the lowest mean, 0.1316 with
+    # SE 0.0181, so the threshold is 0.1497; β = 0 (0.1347) and β = 0.3 (0.1384) are within it and
+    # β = 1 (0.1531) is not: one-SE alone takes 0.3, keeping off takes 0
+    folds = {
+        0.0: [0.1106, 0.1586, 0.1349],
+        0.1: [0.1071, 0.1670, 0.1207],
+        0.3: [0.1150, 0.1720, 0.1282],
+        1.0: [0.1660, 0.1470, 0.1463],
+    }
+    se = statistics.stdev(folds[0.1]) / math.sqrt(3)
+    assert statistics.fmean(folds[0.0]) <= statistics.fmean(folds[0.1]) + se
+    plain = choose_beta(folds)
+    assert plain["beta"] == 0.3 and plain["kept_off"] is False
+    kept = choose_beta(folds, zero_unless_better=True)
+    assert kept["beta"] == 0.0 and kept["kept_off"] is True and kept["min_beta"] == 0.1
+    # a β > 0 that beats the student alone by more than one SE is still chosen
+    clear = {0.0: [0.32, 0.30, 0.28], 10.0: [0.21, 0.22, 0.20]}
+    assert choose_beta(clear, zero_unless_better=True)["beta"] == 10.0
+    # no β = 0 candidate: nothing to keep
+    assert choose_beta({k: v for k, v in folds.items() if k}, zero_unless_better=True)["beta"] == 0.3
+    # under "min" the threshold is the minimum itself: β = 0 is kept only where it is the lowest
+    assert choose_beta(folds, "min", zero_unless_better=True)["beta"] == 0.1
 
 
 def test_ties_of_the_minimum_go_to_the_smaller_beta_and_bad_input_is_refused() -> None:

@@ -65,7 +65,8 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
             seen["sweep_done"] = READS["test"]
 
     grid = [0.0, 1.0, 10.0]
-    result = _run(tmp_path, [watch], beta="auto", beta_grid=grid)
+    # the plain one-SE rule here; keeping β = 0 unless beaten has its own test below
+    result = _run(tmp_path, [watch], beta="auto", beta_grid=grid, beta_zero_unless_better=False)
     assert seen["sweep_done"] == seen["first_step"], "the test split was read while tuning β"
     assert READS["test"] >= seen["sweep_done"] + 64  # read once, for the final evaluation
     # 3 β × 3 folds of 2 steps (half of 4), then the final run for as many steps as the candidates
@@ -109,7 +110,7 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     path.write_text(json.dumps(kept))
     (run / "result.json").unlink()
     labels.clear()
-    again = _run(tmp_path, [watch], beta="auto", beta_grid=grid, resume=True)
+    again = _run(tmp_path, [watch], beta="auto", beta_grid=grid, resume=True, beta_zero_unless_better=False)
     assert [x for x in labels if x.startswith("β=")] == [
         "β=1 fold 2/3 2",
         "β=1 fold 3/3 2",
@@ -120,6 +121,20 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     resumed = json.loads(path.read_text())
     assert resumed["runs"][:4] == sweep["runs"][:4]
     assert again.beta == resumed["best_beta"]
+
+
+def test_the_student_alone_is_kept_unless_a_beta_beats_it_by_one_standard_error(tmp_path) -> None:
+    from fusion_aft.training.selection import choose_beta
+
+    result = _run(tmp_path, beta="auto", beta_grid=[0.0, 1.0, 10.0])
+    sweep = result.sweep
+    grid = (0.0, 1.0, 10.0)
+    per_beta = {b: [r["holdout_cross_entropy"] for r in sweep["runs"] if r["beta"] == b] for b in grid}
+    expected = choose_beta(per_beta, "one_se", zero_unless_better=True)
+    assert sweep["zero_unless_better"] is True and sweep["kept_off"] == expected["kept_off"]
+    assert result.beta == expected["beta"]
+    # "off" trains the student alone for the given steps; a β > 0 for the candidates' steps
+    assert result.steps == (4 if result.beta == 0 else 2)
 
 
 def test_final_steps_given_trains_the_final_run_for_the_given_steps(tmp_path) -> None:

@@ -101,6 +101,11 @@ class TrainConfig(BaseModel):
         description="holdout score of beta='auto': mean cross-entropy, or the cross-entropy after "
         "dividing each run's logits by its best temperature (fusion_aft.training.calibration)",
     )
+    beta_zero_unless_better: bool = Field(
+        True,
+        description="beta='auto' keeps β = 0 (the student alone, when the grid has it) unless a β > 0 "
+        "beats its mean holdout loss by more than beta_rule's margin (one standard error)",
+    )
     beta_rule: Literal["one_se", "min"] = Field(
         "one_se",
         description="one_se: the largest β whose mean holdout cross-entropy is within one standard "

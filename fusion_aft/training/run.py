@@ -318,11 +318,11 @@ def _train(
         final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
         candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
         sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule,
-                          cfg.beta_patience, cfg.beta_metric)
+                          cfg.beta_patience, cfg.beta_metric, cfg.beta_zero_unless_better)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])
-        if cfg.final_steps == "sweep" and candidate_steps != final_steps:
+        if cfg.final_steps == "sweep" and candidate_steps != final_steps and beta != 0:
             # β was chosen for runs of candidate_steps; a longer final run is another regime, in
             # which the regulariser's effect can fade as the student fits the labelled rows
             log.info("final run: %d steps, the length β was chosen at (final_steps='given' trains %d)",
@@ -331,7 +331,8 @@ def _train(
         if beta == 0:
             log.warning(
                 "the β sweep chose β = 0: on held-out labelled rows the regulariser did not beat the "
-                "student alone, so the final run trains the student alone (%s)", run_dir / "sweep.png"
+                "student alone by more than one standard error, so the final run trains the student "
+                "alone for the given steps (%s)", run_dir / "sweep.png"
             )
     else:
         beta = float(cfg.beta)

@@ -35,12 +35,19 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "stderr": std / math.sqrt(n), "n": n}
 
 
-def choose_beta(per_beta: Mapping[float, Iterable[float]], rule: Rule = "one_se") -> dict[str, Any]:
+def choose_beta(
+    per_beta: Mapping[float, Iterable[float]], rule: Rule = "one_se", zero_unless_better: bool = False
+) -> dict[str, Any]:
     """The chosen β from ``{β: fold losses}`` (lower is better) and how it was reached.
+
+    With ``zero_unless_better`` a β = 0 candidate (the student alone) whose mean is within the
+    threshold is chosen: a β > 0 must beat the student alone by more than the rule's margin, so
+    the regulariser stays off where the folds cannot tell it from off.
 
     Returns ``beta`` (the choice), ``min_beta`` (lowest mean; ties go to the smaller β),
     ``threshold`` (the minimum mean plus its standard error under ``one_se``; the minimum itself
-    under ``min``) and ``stats`` (``{β: summarise(losses)}``).
+    under ``min``), ``kept_off`` (whether ``zero_unless_better`` chose β = 0 over a larger β) and
+    ``stats`` (``{β: summarise(losses)}``).
     """
     if not per_beta:
         raise ValueError("no β candidates to choose from")
@@ -51,4 +58,7 @@ def choose_beta(per_beta: Mapping[float, Iterable[float]], rule: Rule = "one_se"
     threshold = stats[min_beta]["mean"] + (stats[min_beta]["stderr"] if rule == "one_se" else 0.0)
     within = [b for b, s in stats.items() if s["mean"] <= threshold]
     beta = max(within) if rule == "one_se" else min_beta
-    return {"beta": beta, "min_beta": min_beta, "threshold": threshold, "stats": stats}
+    kept_off = zero_unless_better and beta != 0 and 0.0 in within
+    if kept_off:
+        beta = 0.0
+    return {"beta": beta, "min_beta": min_beta, "threshold": threshold, "kept_off": kept_off, "stats": stats}

@@ -58,14 +58,17 @@ def run_sweep(
     rule: Rule = "one_se",
     patience: int = 0,
     metric: Metric = "cross_entropy",
+    zero_unless_better: bool = False,
 ) -> dict[str, Any]:
     """Train one candidate per (β, fold) for ``candidate_steps`` steps and choose β.
 
     ``folds`` holds ``(fit, holdout)`` pairs; β values run in increasing order and stop early
     after ``patience`` ruled-out values past the running minimum (0: never); ``metric`` is the
-    holdout score the rule reads. Returns the sweep record (also ``sweep.json``): the runs, per β
-    the mean / std / stderr of the holdout cross-entropy (raw and calibrated) and accuracy,
-    ``best_beta`` and the β values ``skipped`` by the early stop.
+    holdout score the rule reads; ``zero_unless_better`` keeps β = 0 where it is within the rule's
+    threshold (:func:`fusion_aft.training.selection.choose_beta`). Returns the sweep record (also
+    ``sweep.json``): the runs, per β the mean / std / stderr of the holdout cross-entropy (raw and
+    calibrated) and accuracy, ``best_beta``, ``kept_off`` and the β values ``skipped`` by the early
+    stop.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown β sweep metric {metric!r}; use one of {', '.join(METRICS)}")
@@ -94,6 +97,7 @@ def run_sweep(
         "candidates": [],
         "best_beta": None,
         "patience": int(patience),
+        "zero_unless_better": bool(zero_unless_better),
         "skipped": [],
     }
     order = sorted(float(b) for b in grid)
@@ -145,7 +149,7 @@ def run_sweep(
             record["runs"].append(entry)
             atomic_write_json(path, record)
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # weights are not needed any more
-    record.update(summarise_runs(record["runs"], rule, key))
+    record.update(summarise_runs(record["runs"], rule, key, zero_unless_better))
     atomic_write_json(path, record)
     plot_sweep(record, run_dir / "sweep.png")
     if record["lowest_at_largest_beta"]:
@@ -183,10 +187,13 @@ def ruled_out_past_minimum(
 
 
 def summarise_runs(
-    runs: Sequence[dict[str, Any]], rule: Rule, key: str = "holdout_cross_entropy"
+    runs: Sequence[dict[str, Any]],
+    rule: Rule,
+    key: str = "holdout_cross_entropy",
+    zero_unless_better: bool = False,
 ) -> dict[str, Any]:
     """Per-β statistics of the fold runs and the β the rule chooses on ``key``."""
-    choice = choose_beta(_by_beta(runs, key), rule)
+    choice = choose_beta(_by_beta(runs, key), rule, zero_unless_better)
     ce_stats = choose_beta(_by_beta(runs, "holdout_cross_entropy"), "min")["stats"]
     acc_stats = choose_beta(_by_beta(runs, "holdout_accuracy"), "min")["stats"]
     has_calibrated = all("holdout_calibrated_cross_entropy" in r for r in runs)
@@ -223,6 +230,7 @@ def summarise_runs(
     return {
         "candidates": candidates,
         "best_beta": choice["beta"],
+        "kept_off": choice["kept_off"],
         "min_mean_beta": choice["min_beta"],
         # the loss still falls at the grid's edge: the best β may lie beyond it
         "lowest_at_largest_beta": len(grid) > 1 and choice["min_beta"] == grid[-1],

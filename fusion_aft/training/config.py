@@ -19,6 +19,14 @@ from fusion_aft.errors import UserInputError
 
 DEFAULT_BETA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
+#: keys added since run folders were first written, with the value that reproduces a run saved
+#: without them: such a run resumes under that value (e.g. ``final_steps="given"``)
+ADDED_KEYS: dict[str, Any] = {
+    "beta_metric": "cross_entropy",
+    "final_steps": "given",
+    "beta_zero_unless_better": False,
+}
+
 #: keys that may change between a run and its resumption (they do not change the maths)
 OPERATIONAL_KEYS = frozenset(
     {

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from fusion_aft.errors import UserInputError
 from fusion_aft.fileio import atomic_write_json
-from fusion_aft.training.config import OPERATIONAL_KEYS, TrainConfig, load_config
+from fusion_aft.training.config import ADDED_KEYS, OPERATIONAL_KEYS, TrainConfig, load_config
 from fusion_aft.training.distributed import rank_setup
 from fusion_aft.training.engine import Callback, FitSpec, evaluate, fit, total_steps_for
 from fusion_aft.training.progress import MetricsLog, read_metrics
@@ -76,6 +76,7 @@ def config_diff(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """Keys (outside the operational ones) whose values differ, as ``key: old -> new``."""
     new = cfg.semantic_dict()
     old = {k: v for k, v in saved.items() if k not in OPERATIONAL_KEYS and k != "resolved"}
+    old = {**ADDED_KEYS, **old}  # a run saved before a key existed ran with its old behaviour
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 

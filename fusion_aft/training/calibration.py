@@ -57,10 +57,12 @@ def calibrated_cross_entropy(
     if slope0 >= 0:  # raising s from 0 cannot lower the loss: uniform predictions are best
         return math.log(z.shape[1]), math.inf
     lo, hi = 0.0, 1.0
-    while _loss_and_slope(z, y, hi)[1] < 0 and hi < MAX_INVERSE_TEMPERATURE:
+    loss_hi, slope_hi = _loss_and_slope(z, y, hi)
+    while slope_hi < 0 and hi < MAX_INVERSE_TEMPERATURE:  # widen until the minimum is bracketed
         lo, hi = hi, min(2 * hi, MAX_INVERSE_TEMPERATURE)
-    if _loss_and_slope(z, y, hi)[1] < 0:
-        return _loss_and_slope(z, y, hi)[0], 1.0 / hi
+        loss_hi, slope_hi = _loss_and_slope(z, y, hi)
+    if slope_hi < 0:
+        return loss_hi, 1.0 / hi
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         if _loss_and_slope(z, y, mid)[1] < 0:

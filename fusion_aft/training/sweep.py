@@ -36,7 +36,7 @@ from typing import Any, Literal
 from fusion_aft.data.records import Split
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.engine import FitSpec, fit, holdout_scores
-from fusion_aft.training.selection import Rule, choose_beta
+from fusion_aft.training.selection import Rule, choose_beta, summarise
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,11 @@ def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float
     return out
 
 
+def _stats(runs: Sequence[dict[str, Any]], key: str) -> dict[float, dict[str, float]]:
+    """``{β: summarise(the runs' values of key)}``."""
+    return {beta: summarise(values) for beta, values in _by_beta(runs, key).items()}
+
+
 def ruled_out_past_minimum(
     runs: Sequence[dict[str, Any]], rule: Rule, key: str = "holdout_cross_entropy"
 ) -> int:
@@ -194,14 +199,11 @@ def summarise_runs(
 ) -> dict[str, Any]:
     """Per-β statistics of the fold runs and the β the rule chooses on ``key``."""
     choice = choose_beta(_by_beta(runs, key), rule, zero_unless_better)
-    ce_stats = choose_beta(_by_beta(runs, "holdout_cross_entropy"), "min")["stats"]
-    acc_stats = choose_beta(_by_beta(runs, "holdout_accuracy"), "min")["stats"]
+    ce_stats = _stats(runs, "holdout_cross_entropy")
+    acc_stats = _stats(runs, "holdout_accuracy")
+    # runs recorded before the calibrated score existed (a resumed sweep) have none
     has_calibrated = all("holdout_calibrated_cross_entropy" in r for r in runs)
-    cal_stats = (
-        choose_beta(_by_beta(runs, "holdout_calibrated_cross_entropy"), "min")["stats"]
-        if has_calibrated
-        else {}
-    )
+    cal_stats = _stats(runs, "holdout_calibrated_cross_entropy") if has_calibrated else {}
     candidates = []
     for beta, s in choice["stats"].items():
         a, c = acc_stats[beta], ce_stats[beta]

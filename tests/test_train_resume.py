@@ -148,12 +148,14 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 
 
 def test_a_run_saved_before_newer_keys_resumes_with_their_old_values(tmp_path) -> None:
-    """A config.json written before beta_metric / final_steps / beta_zero_unless_better existed
+    """A config.json written before beta_metric / final_steps / beta_zero_unless_better /
+    beta_accuracy_guard existed
     resumes under the values that reproduce it, and is refused, naming the key, under others."""
     from fusion_aft.training.config import ADDED_KEYS, load_config
     from fusion_aft.training.run import config_diff
 
     cfg = load_config(None, **{**KW, **ADDED_KEYS})
+    assert cfg.accuracy_guard_se is None and cfg.final_steps == "given"
     saved = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ADDED_KEYS}
     assert config_diff(saved, cfg) == []
     newer = cfg.model_copy(update={"final_steps": "sweep"})

@@ -65,8 +65,10 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
             seen["sweep_done"] = READS["test"]
 
     grid = [0.0, 1.0, 10.0]
-    # the plain one-SE rule here; keeping β = 0 unless beaten has its own test below
-    result = _run(tmp_path, [watch], beta="auto", beta_grid=grid, beta_zero_unless_better=False)
+    # the classic one-SE rule here (the largest β within the threshold); keeping β = 0 unless beaten,
+    # the accuracy tie-break and the accuracy check have their own tests below
+    result = _run(tmp_path, [watch], beta="auto", beta_grid=grid, beta_zero_unless_better=False,
+                  beta_accuracy_guard="off", beta_tie_break="largest")
     assert seen["sweep_done"] == seen["first_step"], "the test split was read while tuning β"
     assert READS["test"] >= seen["sweep_done"] + 64  # read once, for the final evaluation
     # 3 β × 3 folds of 2 steps (half of 4), then the final run for as many steps as the candidates
@@ -110,7 +112,8 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     path.write_text(json.dumps(kept))
     (run / "result.json").unlink()
     labels.clear()
-    again = _run(tmp_path, [watch], beta="auto", beta_grid=grid, resume=True, beta_zero_unless_better=False)
+    again = _run(tmp_path, [watch], beta="auto", beta_grid=grid, resume=True, beta_zero_unless_better=False,
+                 beta_accuracy_guard="off", beta_tie_break="largest")
     assert [x for x in labels if x.startswith("β=")] == [
         "β=1 fold 2/3 2",
         "β=1 fold 3/3 2",
@@ -124,15 +127,24 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
 
 
 def test_the_student_alone_is_kept_unless_a_beta_beats_it_by_one_standard_error(tmp_path) -> None:
-    from fusion_aft.training.selection import choose_beta
+    from fusion_aft.training.selection import accuracy_veto, choose_beta
 
     result = _run(tmp_path, beta="auto", beta_grid=[0.0, 1.0, 10.0])
     sweep = result.sweep
     grid = (0.0, 1.0, 10.0)
     per_beta = {b: [r["holdout_cross_entropy"] for r in sweep["runs"] if r["beta"] == b] for b in grid}
-    expected = choose_beta(per_beta, "one_se", zero_unless_better=True)
+    accuracy = {b: {r["fold"]: r["holdout_accuracy"] for r in sweep["runs"] if r["beta"] == b} for b in grid}
+    # within one SE of the lowest loss, the highest mean holdout accuracy (the default tie-break)
+    mean_accuracy = {b: statistics.fmean(folds.values()) for b, folds in accuracy.items()}
+    expected = choose_beta(per_beta, "one_se", zero_unless_better=True, prefer=mean_accuracy)
     assert sweep["zero_unless_better"] is True and sweep["kept_off"] == expected["kept_off"]
-    assert result.beta == expected["beta"]
+    assert sweep["tie_break"] == "accuracy"
+    # then the accuracy check (on by default, 0 SE) of the rule's choice against β = 0, per fold
+    veto = accuracy_veto(accuracy, expected["beta"], 0.0)
+    assert sweep["accuracy_guard"] == 0.0
+    assert sweep["accuracy_vetoed"] == (expected["beta"] if veto["vetoed"] else None)
+    assert result.beta == (0.0 if veto["vetoed"] else expected["beta"])
+    assert result.summary["beta_accuracy_vetoed"] == sweep["accuracy_vetoed"]
     # "off" trains the student alone for the given steps; a β > 0 for the candidates' steps
     assert result.steps == (4 if result.beta == 0 else 2)
 
@@ -215,3 +227,38 @@ def test_the_sweep_stops_climbing_after_patience_ruled_out_betas(tmp_path) -> No
     assert [(r["beta"], r["fold"], r["holdout_cross_entropy"]) for r in head] == [
         (r["beta"], r["fold"], r["holdout_cross_entropy"]) for r in sweep["runs"]
     ]
+
+
+def test_the_accuracy_check_on_recorded_public_task_sweeps() -> None:
+    """Replayed on sweeps recorded by benchmarks/defaults_on_public_tasks.py: on seed 2 of the
+    debates task holdout cross-entropy takes β = 10 while every fold's holdout accuracy drops
+    (by 4.2 ± 0.9 points), so β = 10 is vetoed and the student alone trained, even at two
+    standard errors; on subjectivity with unlabelled rows β = 10 gains accuracy and stays."""
+    from pathlib import Path
+
+    from fusion_aft.training.sweep import summarise_runs
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks/results/public"
+    root = results / "defaults-accuracy/sweeps"
+    debates = json.loads((root / "debates-s2.json").read_text())["runs"]
+    plain = summarise_runs(debates, "one_se", zero_unless_better=True)
+    assert plain["best_beta"] == 10.0 and plain["accuracy_vetoed"] is None
+    guarded = summarise_runs(debates, "one_se", zero_unless_better=True, accuracy_guard=2.0)
+    assert guarded["best_beta"] == 0.0 and guarded["accuracy_vetoed"] == 10.0
+    check = guarded["accuracy_check"]
+    assert check["applied"] and check["n"] == 3
+    assert math.isclose(check["mean"], -0.0417, abs_tol=5e-4)
+    assert math.isclose(check["stderr"], 0.0093, abs_tol=5e-4)
+    assert guarded["best_holdout_accuracy"] == plain["candidates"][0]["holdout_accuracy"]  # β = 0's
+    by_beta = {c["beta"]: c for c in guarded["candidates"]}
+    assert "accuracy_vs_off" not in by_beta[0.0]
+    assert math.isclose(by_beta[10.0]["accuracy_vs_off"], check["mean"], rel_tol=1e-12)
+    subj = json.loads((root / "subj800u-s0.json").read_text())["runs"]
+    kept = summarise_runs(subj, "one_se", zero_unless_better=True, accuracy_guard=0.0)
+    assert kept["best_beta"] == 10.0 and kept["accuracy_vetoed"] is None
+    assert kept["accuracy_check"]["mean"] > 0
+    # seed 1 of the debates task: β = 10 at -1.3 ± 0.9 points, vetoed by any drop (the default)
+    # but not at two standard errors
+    seed1 = json.loads((root / "debates-s1.json").read_text())["runs"]
+    assert summarise_runs(seed1, "one_se", zero_unless_better=True, accuracy_guard=0.0)["best_beta"] == 0.0
+    assert summarise_runs(seed1, "one_se", zero_unless_better=True, accuracy_guard=2.0)["best_beta"] == 10.0

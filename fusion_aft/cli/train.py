@@ -64,6 +64,17 @@ def register(app: typer.Typer) -> None:
             help="holdout score --beta auto compares: cross_entropy, or calibrated_cross_entropy "
             "(after the best temperature per run)",
         ),
+        beta_accuracy_guard: str = typer.Option(
+            None, "--beta-accuracy-guard",
+            help="--beta auto trains the student alone when the chosen β's mean holdout accuracy is "
+            "below β = 0's by more than this many standard errors (default 0: by any amount; 'off' = "
+            "no check)",
+        ),
+        beta_tie_break: str = typer.Option(
+            None, "--beta-tie-break",
+            help="--beta auto, among the β within one standard error of the lowest holdout loss: "
+            "'accuracy' (default) takes the highest holdout accuracy, 'largest' the largest β",
+        ),
         final_steps: str = typer.Option(
             None, "--final-steps",
             help="after --beta auto: 'sweep' (default) trains the final run for the candidates' steps, "
@@ -146,6 +157,8 @@ def register(app: typer.Typer) -> None:
             "beta_patience": beta_patience,
             "beta_metric": beta_metric,
             "final_steps": final_steps,
+            "beta_accuracy_guard": beta_accuracy_guard,
+            "beta_tie_break": beta_tie_break,
             "seed": seed,
             "out": out,
             "steps": steps,
@@ -206,6 +219,11 @@ def register(app: typer.Typer) -> None:
         table.add_row("student", f"{s.get('student')}{note}")
         table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
         how = " (chosen by cross-validation, one-SE rule)" if result.sweep else ""
+        if result.sweep and result.sweep.get("tie_break") == "accuracy":
+            how = " (chosen by cross-validation: one-SE rule, then holdout accuracy)"
+        if result.sweep and result.sweep.get("accuracy_vetoed") is not None:
+            how = (f" (cross-validation chose {result.sweep['accuracy_vetoed']:g}, set aside for a lower "
+                   "holdout accuracy than the student alone)")
         table.add_row("β", f"{result.beta:g}{how}")
         table.add_row("rows", f"{s.get('n_labelled')} labelled, {s.get('n_unlabelled')} unlabelled")
         table.add_row("steps", str(result.steps))
@@ -219,14 +237,19 @@ def register(app: typer.Typer) -> None:
             sweep.add_column("β", justify="right")
             sweep.add_column("holdout CE (mean ± SE)", justify="right")
             sweep.add_column("holdout acc", justify="right")
+            sweep.add_column("acc − β=0 (± SE)", justify="right")
             for c in sw["candidates"]:
                 mark = " ←" if c["beta"] == result.beta else ""
+                if c["beta"] == sw.get("accuracy_vetoed"):
+                    mark = " ✗ accuracy"
                 sweep.add_row(
                     f"{c['beta']:g}",
                     f"{c['mean_cross_entropy']:.4f} ± {c['stderr_cross_entropy']:.4f}{mark}",
                     f"{c['holdout_accuracy']:.4f}",
+                    f"{100 * c['accuracy_vs_off']:+.2f} ± {100 * c['stderr_accuracy_vs_off']:.2f}"
+                    if "accuracy_vs_off" in c else "",
                 )
             for b in sw.get("skipped") or []:
-                sweep.add_row(f"{b:g}", "not run (stopped early)", "")
+                sweep.add_row(f"{b:g}", "not run (stopped early)", "", "")
             console.print(sweep)
         err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

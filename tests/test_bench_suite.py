@@ -117,3 +117,39 @@ def test_unknown_suite_name_suggests_close_matches(tmp_path):
     bad.write_text("name = 'x'\n[[tasks]\n")
     with pytest.raises(UserInputError, match="not valid TOML"):
         load_suite(bad)
+
+
+def test_only_keeps_the_named_tasks_and_names_the_close_match_of_a_typo():
+    suite = load_suite("offline-pretrained")
+    rt = suite.only(["rotten_tomatoes"])
+    assert [t.name for t in rt.tasks] == ["rotten_tomatoes"] and rt.name == suite.name
+    assert rt.resolved()[0] == suite.task("rotten_tomatoes")
+    assert rt.picked_tasks == ["rotten_tomatoes"] and suite.picked_tasks is None
+    # the suite's order, whatever the order asked
+    assert [t.name for t in suite.only(["emoji", "fashion_mnist"]).tasks] == ["fashion_mnist", "emoji"]
+    typo = r"no task 'rotten_tomato' \(did you mean rotten_tomatoes\?\); its tasks"
+    with pytest.raises(UserInputError, match=typo):
+        suite.only(["rotten_tomato"])
+
+
+def test_the_beta_tie_break_is_the_trainers_by_default_and_can_be_the_largest():
+    from fusion_aft.training.config import TrainConfig
+
+    trainer = TrainConfig.model_fields["beta_tie_break"].default
+    assert parse_suite(BASE).resolved()[0].beta_tie_break == trainer == "accuracy"
+    largest = _with(defaults__beta_tie_break="largest")
+    assert parse_suite(largest).resolved()[0].beta_tie_break == "largest"
+    with pytest.raises(UserInputError, match="beta_tie_break"):
+        parse_suite(_with(defaults__beta_tie_break="smallest"))
+
+
+def test_reading_a_suite_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fusion_aft.bench.suite as s; s.load_suite('offline'); "
+        "assert 'torch' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

@@ -163,8 +163,9 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> list[str]:
     md += [
         "## Reproduce",
         "",
-        f"`fusion-aft bench {results.get('suite', {}).get('name', 'SUITE')} --out DIR` (finished cells are "
-        "reused; delete DIR/cells to start over).",
+        f"`fusion-aft bench {results.get('suite', {}).get('name', 'SUITE')}"
+        f"{''.join(f' --task {t}' for t in results.get('picked_tasks') or [])} --out DIR` (finished "
+        "cells are reused; delete DIR/cells to start over).",
         "",
     ]
     (out / "report.md").write_text("\n".join(md), encoding="utf8")
@@ -313,11 +314,21 @@ def _tuning_section(results: dict[str, Any]) -> list[str]:
     tuning = results.get("tuning") or {}
     if not tuning:
         return []
+    by_accuracy = any(
+        info.get("tie_break") == "accuracy" for methods in tuning.values() for info in methods.values()
+    )
+    rule = (
+        "Among the β whose mean is within one standard error of the lowest, the chosen one has the "
+        "highest mean holdout accuracy (ties: the larger β), as `fusion-aft train --beta auto` does; "
+        "in brackets, the largest β within one standard error where it differs."
+        if by_accuracy
+        else "The chosen β is the largest whose mean is within one standard error of the lowest."
+    )
     md = [
         "## β tuning (folds of the labelled training rows; the test split is never used)",
         "",
-        "Per β: mean holdout cross-entropy ± its standard error over the folds (mean holdout accuracy %). "
-        "The chosen β is the largest whose mean is within one standard error of the lowest.",
+        "Per β: mean holdout cross-entropy ± its standard error over the folds (mean holdout accuracy "
+        f"%). {rule}",
         "",
     ]
     rows = []
@@ -330,7 +341,9 @@ def _tuning_section(results: dict[str, Any]) -> list[str]:
                 spread = f"{s['mean']:.3f} ± {s['stderr']:.3f} " if s else ""
                 parts.append(f"{b:g}: {spread}({100 * a:.1f})")
             edge = "*" if info.get("lowest_at_largest_beta") else ""
-            rows.append([task, method_label(method), ", ".join(parts), f"{info['chosen']:g}{edge}"])
+            largest = info.get("largest_within")
+            other = f" ({largest:g})" if largest is not None and largest != info["chosen"] else ""
+            rows.append([task, method_label(method), ", ".join(parts), f"{info['chosen']:g}{edge}{other}"])
     md += [_md_table(["task", "method", "β: holdout CE ± SE (accuracy %)", "chosen β"], rows), ""]
     if any(info.get("lowest_at_largest_beta") for methods in tuning.values() for info in methods.values()):
         md += ["\\* the lowest cross-entropy is at the grid's largest β: a larger β may do better.", ""]

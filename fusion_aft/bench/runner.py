@@ -6,7 +6,8 @@ fingerprint, so reruns and later suites reuse them), then
 
 1. ``tune`` cells: each tuned method × β × fold trains on the labelled rows minus that fold for
    part of the steps and is scored on the fold (never the test split); β is chosen by the
-   one-standard-error rule on the mean holdout cross-entropy, as ``--beta auto`` does;
+   one-standard-error rule on the mean holdout cross-entropy, the most accurate on the holdout
+   among the β within it (``beta_tie_break``), as ``--beta auto`` does;
 2. ``run`` cells: every (method, teacher subset, seed) trains on all labelled rows (plus the
    unlabelled rows for the regulariser when the suite says so; the same rows for every method)
    and is scored on the test split; the linear probe fits on the labelled rows' bank features.
@@ -39,17 +40,17 @@ from fusion_aft.bench.validate import validate_names
 from fusion_aft.fileio import atomic_write_json
 from fusion_aft.machine import environment
 from fusion_aft.training.run import resolve_device
+from fusion_aft.training.selection import TieBreak, choose_beta, summarise
 
 __all__ = ["TaskContext", "environment", "render_summary", "run_suite"]
 
 log = logging.getLogger(__name__)
 
 
-def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per method: β by the one-standard-error rule on the folds' holdout cross-entropy
-    (:mod:`fusion_aft.training.selection`, the trainer's own rule), with the per-β spread."""
-    from fusion_aft.training.selection import choose_beta, summarise
-
+def _choose(records: list[dict[str, Any]], tie_break: TieBreak = "accuracy") -> dict[str, Any]:
+    """Per method: β by the one-standard-error rule on the folds' holdout cross-entropy, the tie
+    among the β within it broken by ``tie_break`` (:mod:`fusion_aft.training.selection`, the
+    trainer's own rule), with the per-β spread and what the largest-β tie-break would take."""
     losses: dict[str, dict[float, list[float]]] = {}
     accs: dict[str, dict[float, list[float]]] = {}
     for r in records:
@@ -58,15 +59,18 @@ def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
         accs.setdefault(r["method"], {}).setdefault(beta, []).append(float(r["accuracy"]))
     out = {}
     for method, per_beta in losses.items():
-        choice = choose_beta(per_beta, "one_se")
+        accuracy = {b: summarise(accs[method][b])["mean"] for b in per_beta}
+        choice = choose_beta(per_beta, "one_se", prefer=accuracy if tie_break == "accuracy" else None)
         out[method] = {
-            "scores": [(b, summarise(accs[method][b])["mean"]) for b in sorted(per_beta)],
+            "scores": [(b, accuracy[b]) for b in sorted(per_beta)],
             "cross_entropy": {
                 f"{b:g}": {k: choice["stats"][b][k] for k in ("mean", "std", "stderr", "n")}
                 for b in sorted(per_beta)
             },
             "rule": "one_se",
+            "tie_break": tie_break,
             "min_beta": choice["min_beta"],
+            "largest_within": choose_beta(per_beta, "one_se")["beta"],
             "chosen": choice["beta"],
             # the loss still falls at the grid's edge: the best β may lie beyond it
             "lowest_at_largest_beta": len(per_beta) > 1 and choice["min_beta"] == max(per_beta),
@@ -160,7 +164,7 @@ def run_suite(
 
             tune_records = phase(tune_cells(task))
             records += tune_records
-            tuning[task.name] = _choose(tune_records)
+            tuning[task.name] = _choose(tune_records, task.beta_tie_break)
             chosen = {m: v["chosen"] for m, v in tuning[task.name].items()}
             train_records = phase(run_cells(task, chosen))
             records += train_records
@@ -178,6 +182,8 @@ def run_suite(
 
     results = {
         "suite": suite.model_dump(mode="json"),
+        # the tasks run when only some of the suite's were asked for (--task)
+        "picked_tasks": suite.picked_tasks,
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "environment": environment(),
         "wall_seconds": time.perf_counter() - started,

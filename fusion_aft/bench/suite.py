@@ -29,9 +29,19 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fusion_aft.errors import UserInputError
+from fusion_aft.registry import close_matches
+from fusion_aft.training.selection import TieBreak
 
 __all__ = [
     "PROBE",
@@ -87,6 +97,12 @@ class Defaults(Training):
     )
     tune_steps_fraction: float = Field(
         0.5, gt=0, le=1, description="steps of a β-tuning cell, as a fraction of a test cell's"
+    )
+    beta_tie_break: TieBreak = Field(
+        "accuracy",
+        description="among the β whose mean holdout cross-entropy is within one standard error of the "
+        "lowest: the one with the highest mean holdout accuracy ('accuracy', as `fusion-aft train "
+        "--beta auto`) or the largest ('largest')",
     )
     tune_seed: int = Field(0, description="seed of the β-tuning runs")
     data_seed: int = Field(0, description="seed of the label-budget and holdout draws (fixed across seeds)")
@@ -144,6 +160,12 @@ class Suite(_Strict):
     defaults: Defaults = Defaults()
     tasks: list[TaskSpec] = Field(min_length=1)
     source: str | None = Field(None, description="file the suite was read from (set by the loader)")
+    _picked: list[str] | None = PrivateAttr(None)
+
+    @property
+    def picked_tasks(self) -> list[str] | None:
+        """The tasks :meth:`only` kept (None: the suite as written)."""
+        return self._picked
 
     @model_validator(mode="after")
     def _unique_task_names(self) -> Suite:
@@ -162,6 +184,21 @@ class Suite(_Strict):
     def resolved(self) -> list[ResolvedTask]:
         """Every task with the defaults filled in."""
         return [resolve(self, t) for t in self.tasks]
+
+    def only(self, names: list[str]) -> Suite:
+        """The same suite with just the tasks ``names`` (in the suite's order); an unknown name is
+        an error that lists the suite's tasks and the close matches."""
+        known = [t.name for t in self.tasks]
+        for name in names:
+            if name not in known:
+                near = close_matches(name, known)
+                hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                raise UserInputError(
+                    f"suite '{self.name}' has no task '{name}'{hint}; its tasks: {', '.join(known)}"
+                )
+        picked = self.model_copy(update={"tasks": [t for t in self.tasks if t.name in names]})
+        picked._picked = [t.name for t in picked.tasks]
+        return picked
 
 
 class ResolvedTask(_Strict):
@@ -189,6 +226,7 @@ class ResolvedTask(_Strict):
     holdout: float
     beta_folds: int
     tune_steps_fraction: float
+    beta_tie_break: TieBreak
     tune_seed: int
     data_seed: int
     ablation_method: str | None
@@ -248,6 +286,7 @@ def resolve(suite: Suite, task: TaskSpec) -> ResolvedTask:
         holdout=d.holdout,
         beta_folds=d.beta_folds,
         tune_steps_fraction=d.tune_steps_fraction,
+        beta_tie_break=d.beta_tie_break,
         tune_seed=d.tune_seed,
         data_seed=d.data_seed,
         ablation_method=(d.ablation_method if task.ablation else None),
@@ -322,8 +361,6 @@ def _first_error(exc: ValidationError) -> str:
     for err in exc.errors()[:3]:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            from fusion_aft.registry import close_matches
-
             known = sorted(
                 set(TaskSpec.model_fields)
                 | set(Defaults.model_fields)

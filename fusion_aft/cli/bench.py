@@ -10,13 +10,18 @@ import typer
 from fusion_aft.cli._console import console, emit_json, err_console
 
 
-def _refuse_for_perf(*, jobs: int, dry_run: bool, device: str | None) -> None:
+def _refuse_for_perf(*, jobs: int, dry_run: bool, device: str | None, task: list[str] | None) -> None:
     """``bench perf`` measures one process on the CPU: flags it cannot honour are an error, not ignored."""
     from fusion_aft.errors import UserInputError
 
     given = [
         flag
-        for flag, used in (("--jobs", jobs != 1), ("--dry-run", dry_run), ("--device", device is not None))
+        for flag, used in (
+            ("--jobs", jobs != 1),
+            ("--dry-run", dry_run),
+            ("--device", device is not None),
+            ("--task", bool(task)),
+        )
         if used
     ]
     if given:
@@ -49,6 +54,9 @@ def register(app: typer.Typer) -> None:
             1, "--jobs", "-j",
             help="train this many cells at once, each in its own process (about one per CPU core)",
         ),
+        task: list[str] = typer.Option(
+            None, "--task", help="run just this task of the suite (repeatable; default: every task)"
+        ),
         quick: bool = typer.Option(False, "--quick", help="perf only: shrink every size for a smoke run"),
         section: list[str] = typer.Option(
             None,
@@ -73,7 +81,7 @@ def register(app: typer.Typer) -> None:
                 from fusion_aft.errors import UserInputError
 
                 raise UserInputError("the performance suite is not part of this installation")
-            _refuse_for_perf(jobs=jobs, dry_run=dry_run, device=device)
+            _refuse_for_perf(jobs=jobs, dry_run=dry_run, device=device, task=task)
             from fusion_aft.bench import perf
 
             report = perf.main(
@@ -93,6 +101,8 @@ def register(app: typer.Typer) -> None:
         from fusion_aft.bench.suite import load_suite
 
         spec = load_suite(suite)
+        if task:
+            spec = spec.only(task)
         if dry_run:
             from fusion_aft.bench.plan import make_plan, render_plan
 

@@ -11,7 +11,29 @@ Example::
 
 from __future__ import annotations
 
-from fusion_aft.training.config import DEFAULT_BETA_GRID, TrainConfig, load_config
-from fusion_aft.training.run import TrainResult, train
+import importlib
+from typing import Any
+
+# imported on first use, so that light submodules (``selection``) load without torch
+_LAZY: dict[str, str] = {
+    "DEFAULT_BETA_GRID": "fusion_aft.training.config",
+    "TrainConfig": "fusion_aft.training.config",
+    "load_config": "fusion_aft.training.config",
+    "TrainResult": "fusion_aft.training.run",
+    "train": "fusion_aft.training.run",
+}
 
 __all__ = ["DEFAULT_BETA_GRID", "TrainConfig", "TrainResult", "load_config", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fusion_aft.training' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

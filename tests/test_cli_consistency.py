@@ -71,7 +71,12 @@ def test_one_key_value_parser_reads_words_numbers_and_empty_values_alike() -> No
 
 @pytest.mark.parametrize(
     "flags, named",
-    [(["--jobs", "2"], "--jobs"), (["--dry-run"], "--dry-run"), (["--device", "cpu"], "--device")],
+    [
+        (["--jobs", "2"], "--jobs"),
+        (["--dry-run"], "--dry-run"),
+        (["--device", "cpu"], "--device"),
+        (["--task", "overhead"], "--task"),
+    ],
 )
 def test_bench_perf_refuses_flags_it_cannot_honour(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], named: str
@@ -149,3 +154,30 @@ def test_usage_errors_are_one_line_with_close_matches(
     for part in expected:
         assert part in err, (part, err)
     assert "Usage:" not in captured.out + captured.err
+
+
+def test_bench_task_runs_just_the_named_task_and_names_the_close_match_of_a_typo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["bench", "offline-pretrained", "--task", "rotten_tomatoes", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in plan["tasks"]] == ["rotten_tomatoes"] and plan["cells"] == 60 + 43
+    assert main(["bench", "offline-pretrained", "--task", "rotten-tomatoes", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no task 'rotten-tomatoes'" in err and "did you mean rotten_tomatoes" in err and "\n" not in err
+
+
+def test_the_train_summary_reports_the_teachers_probe_against_the_student_alone() -> None:
+    from fusion_aft.cli.train import _probe_caption
+
+    below = {"accuracy": 0.62, "vs_student_alone": -0.054, "stderr_vs_student_alone": 0.014,
+             "below_student_alone": True}
+    assert _probe_caption(below) == (
+        "teachers' linear probe on the same folds: holdout acc 0.6200 (-5.40 ± 1.40 points vs β=0): "
+        "the teachers know less of these labels than the student alone learns"
+    )
+    above = {**below, "vs_student_alone": 0.03, "below_student_alone": False}
+    assert _probe_caption(above).endswith("(+3.00 ± 1.40 points vs β=0)")
+    no_zero = {"accuracy": 0.62, "vs_student_alone": None, "below_student_alone": None}
+    assert _probe_caption(no_zero) == "teachers' linear probe on the same folds: holdout acc 0.6200"
+    assert _probe_caption(None) is None

@@ -99,12 +99,22 @@ def test_beta_auto_cross_validates_by_cross_entropy_and_never_reads_test(tmp_pat
     assert sweep["best_beta"] == result.beta == result.sweep["best_beta"]
     assert sweep["lowest_at_largest_beta"] == (lowest == max(grid))
     assert (run / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the teachers' probe on the same three folds, paired with the student alone (β = 0)
+    probe = sweep["teacher_probe"]
+    off = [r["holdout_accuracy"] for r in sweep["runs"] if r["beta"] == 0.0]
+    assert len(probe["fold_accuracy"]) == 3 and all(0 <= a <= 1 for a in probe["fold_accuracy"])
+    assert all(round(a * 32) == pytest.approx(a * 32) for a in probe["fold_accuracy"])  # rows of 32
+    gap = statistics.fmean(probe["fold_accuracy"]) - statistics.fmean(off)
+    assert probe["vs_student_alone"] == pytest.approx(gap)
+    assert probe["below_student_alone"] == (probe["vs_student_alone"] < 0)
     for beta in grid:  # each candidate kept its metrics, its weights were dropped
         folder = run / "sweep" / "fold-0" / f"beta-{beta:g}"
         assert (folder / "metrics.jsonl").is_file() and not (folder / "checkpoint").exists()
     summary = json.loads((run / "result.json").read_text())
     assert summary["beta"] == result.beta and summary["beta_auto"] is True
     assert summary["n_labelled"] == 96  # the final run trains on 100% of the labelled rows
+    assert summary["teacher_probe_accuracy"] == probe["accuracy"]
+    assert summary["teacher_probe_vs_student_alone"] == probe["vs_student_alone"]
     config = json.loads((run / "config.json").read_text())
     assert config["beta"] == "auto" and config["resolved"]["beta_grid"] == grid
 

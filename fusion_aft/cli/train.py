@@ -38,6 +38,19 @@ def _how_beta_was_chosen(sweep: dict[str, Any] | None) -> str:
     return " (chosen by cross-validation, one-SE rule)"
 
 
+def _probe_caption(probe: dict[str, Any] | None) -> str | None:
+    """One line on the teachers' linear probe of the sweep's folds, against the student alone."""
+    if probe is None:
+        return None
+    text = f"teachers' linear probe on the same folds: holdout acc {probe['accuracy']:.4f}"
+    if probe.get("vs_student_alone") is not None:
+        text += (f" ({100 * probe['vs_student_alone']:+.2f} ± {100 * probe['stderr_vs_student_alone']:.2f} "
+                 "points vs β=0)")
+        if probe["below_student_alone"]:
+            text += ": the teachers know less of these labels than the student alone learns"
+    return text
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -256,5 +269,6 @@ def register(app: typer.Typer) -> None:
                 )
             for b in sw.get("skipped") or []:
                 sweep.add_row(f"{b:g}", "not run (stopped early)", "", "")
+            sweep.caption = _probe_caption(sw.get("teacher_probe"))
             console.print(sweep)
         err_console.print(f"student, metrics and provenance in {result.run_dir}", highlight=False)

@@ -379,6 +379,9 @@ def _train(
         summary["best_holdout_cross_entropy"] = sweep["best_cross_entropy"]
         summary["sweep_wall_time_s"] = sweep["sweep_wall_time_s"]
         summary["beta_accuracy_vetoed"] = sweep["accuracy_vetoed"]
+        probe = sweep.get("teacher_probe") or {}
+        summary["teacher_probe_accuracy"] = probe.get("accuracy")
+        summary["teacher_probe_vs_student_alone"] = probe.get("vs_student_alone")
     save_artefacts(run_dir, cfg, out, dataset, summary)
     from fusion_aft.training.provenance import provenance
 

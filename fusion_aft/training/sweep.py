@@ -12,6 +12,11 @@ values past the lowest mean so far are above the rule's threshold: holdout cross
 are not chosen. On twelve recorded sweeps of two public tasks this skipped 0–2 of 7 β (a sixth
 of the cost) and never changed the choice. ``patience=0`` runs the whole grid.
 
+Where the run has teachers, a linear probe of their features on the same folds is recorded
+beside the candidates (``teacher_probe``), paired with the student alone, and a probe below the
+student alone is logged as a warning (:mod:`fusion_aft.training.teacher_probe`); it costs seconds
+and changes no choice.
+
 β = 0 is trained as the student alone (:func:`fusion_aft.training.engine.student_alone`), so
 the rule can choose "off". Every run also records its holdout cross-entropy at its best temperature
 (:mod:`fusion_aft.training.calibration`); ``metric`` says which of the two the rule reads.
@@ -44,6 +49,7 @@ from fusion_aft.training.selection import (
     paired_difference,
     summarise,
 )
+from fusion_aft.training.teacher_probe import compare_with_student_alone, probe_folds, shortfall_warning
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +170,8 @@ def run_sweep(
             atomic_write_json(path, record)
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)  # weights are not needed any more
     record.update(summarise_runs(record["runs"], rule, key, zero_unless_better, accuracy_guard, tie_break))
+    if base.bank is not None:
+        record["teacher_probe"] = teacher_probe(base, folds, record["runs"])
     atomic_write_json(path, record)
     plot_sweep(record, run_dir / "sweep.png")
     if record["lowest_at_largest_beta"]:
@@ -177,6 +185,20 @@ def run_sweep(
             10 * top,
         )
     return record
+
+
+def teacher_probe(
+    base: FitSpec, folds: Sequence[tuple[Split, Split]], runs: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The teachers' linear probe on the sweep's folds, paired with the student alone (β = 0)
+    where the grid has it (:mod:`fusion_aft.training.teacher_probe`); a probe below the student
+    alone is logged as a warning."""
+    off = _by_beta_and_fold(runs, "holdout_accuracy").get(0.0)
+    probe = compare_with_student_alone(probe_folds(base.bank, folds, base.num_classes), off)
+    warning = shortfall_warning(probe)
+    if warning:
+        log.warning("%s", warning)
+    return probe
 
 
 def _by_beta_and_fold(runs: Sequence[dict[str, Any]], key: str) -> dict[float, dict[int, float]]:
@@ -331,6 +353,11 @@ def plot_sweep(record: dict[str, Any], path: Path) -> Path:
         capsize=2,
         alpha=0.6,
     )
+    probe = record.get("teacher_probe")
+    if probe is not None:
+        ax2.axhline(probe["accuracy"], color="tab:green", linestyle="--", linewidth=0.8, alpha=0.6)
+        ax2.annotate("teachers' linear probe", (0.01, probe["accuracy"]), xycoords=("axes fraction", "data"),
+                     fontsize=6, color="tab:green", va="bottom")
     ax2.set_ylabel("holdout accuracy (mean ± SE)", color="tab:green", fontsize=8)
     ax.set_xscale("log")
     ax.set_xticks(xs, [f"{e['beta']:g}" for e in cands])

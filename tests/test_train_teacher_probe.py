@@ -38,6 +38,14 @@ def test_probe_folds_predicts_as_scikit_learn_on_a_real_bank(tmp_path) -> None:
         expected = np.mean(ref.predict(scaler.transform(x_hold)) == hold.labels)
         assert abs(acc - expected) <= 1 / len(hold) + 1e-12  # at most one row on a decision boundary
     assert 0.5 < np.mean(got) < 1.0
+    # past max_fit_rows the probe fits on a seeded subset of each fold's training part, the same
+    # as fitting on that subset itself; the holdout is scored whole
+    capped = probe_folds(bank, folds, num_classes=3, max_fit_rows=60)
+    for (fit_part, hold), acc in zip(folds, capped, strict=True):
+        keep = np.sort(np.random.default_rng(0).choice(len(fit_part), 60, replace=False))
+        subset = fit_part.subset(keep.tolist(), "fit_subset")
+        assert acc == probe_folds(bank, [(subset, hold)], num_classes=3)[0]
+    assert capped != got
 
 
 def test_the_probe_pairs_fold_by_fold_with_the_student_alone() -> None:

@@ -31,6 +31,7 @@ def variant(suite: Any, task: str, fused: bool) -> Any:
     data["name"] = f"{suite.name}-{'fused' if fused else 'plain'}"
     data["defaults"]["methods"] = ["aft"]
     data["defaults"]["seeds"] = data["defaults"]["seeds"][:1]
+    data["defaults"]["beta_tie_break"] = "accuracy"  # the largest β within one SE is recorded beside
     if not fused:
         options = data["defaults"].setdefault("method_options", {})
         options["aft"] = {**options.get("aft", {}), "fused": False}
@@ -39,19 +40,19 @@ def variant(suite: Any, task: str, fused: bool) -> Any:
 
 
 def compare(fused: dict[str, Any], plain: dict[str, Any], task: str) -> dict[str, Any]:
-    """Per (β, fold) differences of the tuning cells and each tie-break's pick."""
-    from fusion_aft.bench.runner import _choose
+    """Per (β, fold) differences of the tuning cells and each tie-break's pick (the runs choose by
+    accuracy and record the largest β within one standard error beside it)."""
 
     def cells(results: dict[str, Any]) -> dict[tuple[float, int], dict[str, Any]]:
         return {(c["beta"], c["fold"]): c for c in results["cells"] if c["kind"] == "tune"}
 
     a, b = cells(fused), cells(plain)
-    tunes = {"fused": list(a.values()), "plain": list(b.values())}
-    picks = {
-        rule: {name: _choose(tune, rule)["aft"]["chosen"] for name, tune in tunes.items()}
-        for rule in ("accuracy", "largest")
-    }
     tuned_a, tuned_b = fused["tuning"][task]["aft"], plain["tuning"][task]["aft"]
+    tuned = {"fused": tuned_a, "plain": tuned_b}
+    picks = {
+        "accuracy": {name: t["chosen"] for name, t in tuned.items()},
+        "largest": {name: t["largest_within"] for name, t in tuned.items()},
+    }
     per_beta = []
     for beta, acc in tuned_a["scores"]:
         key = f"{beta:g}"

@@ -53,7 +53,7 @@ def probe_seed(name: str, seed: int, args: Any) -> dict[str, Any]:
     if [len(hold) for _, hold in folds] != sweep["fold_sizes"]:
         raise SystemExit(f"{name} seed {seed}: the rebuilt folds do not match the recorded sweep")
     alone = {r["fold"]: r["holdout_accuracy"] for r in sweep["runs"] if r["beta"] == 0.0}
-    return compare_with_student_alone(probe_folds(bank, folds, dataset.num_classes), alone)
+    return compare_with_student_alone(probe_folds(bank, folds), alone)
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:

@@ -133,7 +133,7 @@ def test_linear_probe_on_a_real_bank_matches_sklearn_and_slices_by_teacher(first
     from sklearn.preprocessing import StandardScaler
 
     import fusion_aft
-    from fusion_aft.bench.probe import linear_probe, probe_features
+    from fusion_aft.bank.probe import linear_probe, probe_features
 
     ds = fusion_aft.datasets.load("rotten_tomatoes", train_size=160, test_size=80)
     train, test = ds.split("train"), ds.split("test")

@@ -28,7 +28,7 @@ def test_probe_folds_predicts_as_scikit_learn_on_a_real_bank(tmp_path) -> None:
     labels = np.digitize(score[:, 0] + score[:, 1], [-1.0, 1.0])
     split = Split("train", ids, labels.tolist(), lambda i: {})
     folds = kfold(split, 3, seed=0)
-    got = probe_folds(bank, folds, num_classes=3, c=1.0)
+    got = probe_folds(bank, folds, c=1.0)
     assert len(got) == 3
     for (fit_part, hold), acc in zip(folds, got, strict=True):
         x_fit, x_hold = (bank.rows(part.ids).astype(np.float32) for part in (fit_part, hold))
@@ -40,11 +40,11 @@ def test_probe_folds_predicts_as_scikit_learn_on_a_real_bank(tmp_path) -> None:
     assert 0.5 < np.mean(got) < 1.0
     # past max_fit_rows the probe fits on a seeded subset of each fold's training part, the same
     # as fitting on that subset itself; the holdout is scored whole
-    capped = probe_folds(bank, folds, num_classes=3, max_fit_rows=60)
+    capped = probe_folds(bank, folds, max_fit_rows=60)
     for (fit_part, hold), acc in zip(folds, capped, strict=True):
         keep = np.sort(np.random.default_rng(0).choice(len(fit_part), 60, replace=False))
         subset = fit_part.subset(keep.tolist(), "fit_subset")
-        assert acc == probe_folds(bank, [(subset, hold)], num_classes=3)[0]
+        assert acc == probe_folds(bank, [(subset, hold)])[0]
     assert capped != got
 
 

@@ -216,7 +216,7 @@ def train_cell(ctx: TaskContext, cell: Cell, folder: Path) -> dict[str, Any]:
 
 def probe_cell(ctx: TaskContext, cell: Cell) -> dict[str, Any]:
     """Linear probe on the bank columns of ``cell.teachers`` (fit: labelled rows, score: test)."""
-    from fusion_aft.bench.probe import linear_probe, probe_features
+    from fusion_aft.bank.probe import linear_probe, probe_features
 
     t0 = time.perf_counter()
     train_bank, test_bank = ctx.banks["train"], ctx.banks["test"]

@@ -194,7 +194,7 @@ def teacher_probe(
     where the grid has it (:mod:`fusion_aft.training.teacher_probe`); a probe below the student
     alone is logged as a warning."""
     off = _by_beta_and_fold(runs, "holdout_accuracy").get(0.0)
-    probe = compare_with_student_alone(probe_folds(base.bank, folds, base.num_classes), off)
+    probe = compare_with_student_alone(probe_folds(base.bank, folds), off)
     warning = shortfall_warning(probe)
     if warning:
         log.warning("%s", warning)

@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
+from fusion_aft.bank.probe import linear_probe, probe_features
 from fusion_aft.data.records import Split
-from fusion_aft.ranking.probe import fit_logistic
 from fusion_aft.training.selection import paired_difference, summarise
 
 log = logging.getLogger(__name__)
@@ -27,41 +26,26 @@ log = logging.getLogger(__name__)
 __all__ = ["MAX_FIT_ROWS", "compare_with_student_alone", "probe_folds", "shortfall_warning"]
 
 
-def _standardised(fit: np.ndarray, hold: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x_fit = torch.from_numpy(np.asarray(fit, dtype=np.float32))
-    x_hold = torch.from_numpy(np.asarray(hold, dtype=np.float32))
-    mean = x_fit.mean(0)
-    std = x_fit.std(0, unbiased=False)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))
-    return (x_fit - mean) / std, (x_hold - mean) / std
-
-
 #: fit rows per fold beyond which the probe fits on a seeded random subset (its cost grows with
-#: rows × features × classes per L-BFGS step; the holdout is always scored whole)
+#: rows × features × classes per solver step; the holdout is always scored whole)
 MAX_FIT_ROWS = 20_000
 
 
 def probe_folds(
-    bank: Any,
-    folds: Sequence[tuple[Split, Split]],
-    num_classes: int,
-    c: float = 1.0,
-    max_fit_rows: int = MAX_FIT_ROWS,
+    bank: Any, folds: Sequence[tuple[Split, Split]], c: float = 1.0, max_fit_rows: int = MAX_FIT_ROWS
 ) -> list[float]:
-    """Holdout accuracy of a logistic regression (``C = c``, standardised features) on the joint
-    bank's features, fitted on each fold's training part (at most ``max_fit_rows`` of it, drawn
-    with a fixed seed) and scored on its whole holdout, one per fold."""
+    """Holdout accuracy of the bank's linear probe (:func:`fusion_aft.bank.probe.linear_probe`:
+    logistic regression, ``C = c``, standardised features), fitted on each fold's training part (at
+    most ``max_fit_rows`` of it, drawn with a fixed seed) and scored on its whole holdout, one per
+    fold."""
     out = []
     for fit_part, hold in folds:
         ids, labels = list(fit_part.ids), list(fit_part.labels)
         if len(ids) > max_fit_rows:
             keep = np.sort(np.random.default_rng(0).choice(len(ids), max_fit_rows, replace=False))
             ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-        x_fit, x_hold = _standardised(bank.rows(ids), bank.rows(hold.ids))
-        y_fit = torch.tensor(labels, dtype=torch.long)
-        weight, bias = fit_logistic(x_fit, y_fit, num_classes, c=c)
-        predicted = (x_hold @ weight + bias).argmax(1).numpy()
-        out.append(float(np.mean(predicted == np.asarray(hold.labels))))
+        x_fit, x_hold = probe_features(bank, ids), probe_features(bank, hold.ids)
+        out.append(linear_probe(x_fit, labels, x_hold, hold.labels, c)["accuracy"])
     return out
 
 

@@ -3,7 +3,9 @@
 Logistic regression on the concatenated (standardised) teacher features of the labelled training
 rows, scored on the test rows. It is the x-axis of the paper's "stronger teacher, better student"
 plots (Qiu et al. 2024, Fig. 4) and an upper reference for what the teachers know with these
-labels. Rows are read from the bank by sample id, never by position.
+labels. Rows are read from the bank by sample id, never by position. The benchmark suites score
+it on the test rows; the β sweep of ``fusion-aft train`` on each fold's holdout
+(:mod:`fusion_aft.training.teacher_probe`).
 """
 
 from __future__ import annotations
